@@ -1,0 +1,73 @@
+"""Protocol base: a validated parameter object whose ``steps()`` is a plan.
+
+``steps()`` yields :mod:`lab.operations` objects and receives each result back
+(``result = yield op``); the runner owns everything else (safety, timing, archive,
+cleanup). Protocols speak only to ``lab`` so they run unchanged on a bench or in a dry run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Generator, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from lab.operations import BenchInfo, Operation
+
+Plan = Generator[Operation, Any, Any]
+
+_REGISTRY: dict[str, type["Protocol"]] = {}
+
+
+class Protocol(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: ClassVar[str] = "protocol"
+    # An adaptive protocol chooses later operations from measured results, so a dry
+    # check can only replay it with placeholder results.
+    adaptive: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            _REGISTRY[cls.name] = cls
+
+    def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
+        raise NotImplementedError
+
+    def seeds(self) -> dict[str, int]:
+        """Every seed this protocol draws from, by parameter name."""
+        return {k: v for k, v in self.model_dump().items() if "seed" in k and isinstance(v, int)}
+
+    def parameters(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def registry() -> dict[str, type[Protocol]]:
+    import protocols  # noqa: F401  (importing the package registers every protocol)
+
+    return dict(_REGISTRY)
+
+
+def get_protocol(name: str) -> type[Protocol]:
+    reg = registry()
+    if name not in reg:
+        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(reg))}")
+    return reg[name]
+
+
+def load_protocol(name_or_file: str, overrides: Mapping[str, Any] | None = None) -> Protocol:
+    """A protocol by name, or from a TOML file with ``protocol = "<name>"`` and parameters."""
+    import tomllib
+
+    params: dict[str, Any] = {}
+    path = Path(name_or_file)
+    if path.suffix == ".toml" and path.exists():
+        data = tomllib.loads(path.read_text())
+        if "protocol" not in data:
+            raise ValueError(f"{path}: missing key 'protocol' (the protocol's name)")
+        name = data.pop("protocol")
+        params.update(data)
+    else:
+        name = name_or_file
+    params.update(overrides or {})
+    return get_protocol(name).model_validate(params)
