@@ -1,0 +1,286 @@
+"""Keithley 707B / 708B switching matrix (TSP), on pymeasure's Instrument.
+
+Fills the switch-matrix role structurally: ``close``, ``open``, ``open_all``, ``closed``,
+``settling_time_s``. Every relay change is followed by ``*OPC?`` (the call returns only
+once the relays have settled) and an error-queue check, so a refused change raises
+:class:`~drivers.errors.InstrumentReportedError` at the call that caused it.
+
+Connecting identifies the mainframe, clears stale errors and sets the break-before-make
+connect rule (the manual warns make-before-break can dry-weld reed relays); it never
+closes or opens a relay. Channel ids are ``<slot><row><column>`` (``"1A01"``: slot 1-6,
+708B only 1; row A-H; column 01-12) and are validated before anything is sent.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import pyvisa
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_discrete_set
+
+from .errors import (
+    BadReply,
+    ConnectionLost,
+    InstrumentError,
+    InstrumentReportedError,
+    InstrumentTimeout,
+)
+
+log = logging.getLogger(__name__)
+
+ROWS = "ABCDEFGH"
+CONNECT_RULES = ("OFF", "BREAK_BEFORE_MAKE", "MAKE_BEFORE_BREAK")  # TSP values 0, 1, 2
+_CHANNEL = re.compile(r"^([1-9])([A-H])(0[1-9]|1[0-2])$")
+_CONNECTION_LOST_CODES = {
+    pyvisa.constants.StatusCode.error_connection_lost,
+    pyvisa.constants.StatusCode.error_io,
+    pyvisa.constants.StatusCode.error_invalid_object,
+    pyvisa.constants.StatusCode.error_resource_not_found,
+}
+
+
+class ChannelError(ValueError):
+    """A channel id or list the matrix cannot take; raised before anything is sent."""
+
+
+def _connect_rule(reply: Any) -> str:
+    try:
+        return CONNECT_RULES[int(float(reply))]
+    except (TypeError, ValueError, IndexError):
+        raise BadReply("unexpected connect rule", reply=reply) from None
+
+
+class Keithley707B(Instrument):
+    """Keithley 707B switching mainframe with ``cards`` 8x12 matrix cards (1-6).
+
+    :param adapter: a VISA resource string (``"TCPIP::192.168.1.20::5025::SOCKET"``) or an
+        adapter; further keyword arguments (``visa_library``, ``timeout``...) go to pyvisa.
+    :param cards: number of matrix cards installed (slots 1..cards).
+    :param settling_time_s: relay settling time the instrument adds to each change.
+    """
+
+    model_number = "707B"
+    max_cards = 6
+
+    connect_rule = Instrument.control(
+        "print(channel.connectrule)",
+        "channel.connectrule = channel.%s",
+        """Control the relay connect rule: 'BREAK_BEFORE_MAKE', 'MAKE_BEFORE_BREAK' or 'OFF'.""",
+        validator=strict_discrete_set,
+        values=CONNECT_RULES,
+        get_process=_connect_rule,
+        check_set_errors=True,
+    )
+
+    def __init__(
+        self,
+        adapter: Any,
+        name: str | None = None,
+        cards: int | None = None,
+        settling_time_s: float = 0.003,
+        **kwargs: Any,
+    ) -> None:
+        cards = self.max_cards if cards is None else int(cards)
+        if not 1 <= cards <= self.max_cards:
+            raise ValueError(f"a {self.model_number} holds 1..{self.max_cards} matrix cards, got {cards}")
+        kwargs.setdefault("read_termination", "\n")
+        kwargs.setdefault("write_termination", "\n")
+        super().__init__(
+            adapter, name or f"Keithley {self.model_number}", includeSCPI=False, **kwargs
+        )
+        self.cards = cards
+        self.settling_time_s = float(settling_time_s)
+        self._forbidden: set[str] = set()
+        self._identify()
+        self.write("errorqueue.clear()")  # errors left by an earlier session are not ours
+        self.connect_rule = "BREAK_BEFORE_MAKE"
+
+    # -- transport: translate every failure into a typed error -------------------------------
+    def _fail(self, exc: BaseException, action: str) -> InstrumentError:
+        if isinstance(exc, pyvisa.errors.VisaIOError):
+            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
+                return InstrumentTimeout(f"no answer {action} (VISA timeout)", instrument=self.name)
+            if exc.error_code in _CONNECTION_LOST_CODES:
+                return ConnectionLost(f"connection lost {action}: {exc}", instrument=self.name)
+            return InstrumentError(f"VISA error {action}: {exc}", instrument=self.name)
+        if isinstance(exc, UnicodeDecodeError):
+            return BadReply(f"unreadable reply {action}", reply=exc.object, instrument=self.name)
+        if isinstance(exc, pyvisa.errors.InvalidSession):
+            return ConnectionLost(f"session closed {action}", instrument=self.name)
+        return ConnectionLost(f"connection lost {action}: {exc!r}", instrument=self.name)
+
+    def write(self, command: str, **kwargs: Any) -> None:
+        try:
+            super().write(command, **kwargs)
+        except (pyvisa.errors.Error, OSError) as exc:
+            raise self._fail(exc, f"writing {command!r}") from exc
+
+    def read(self, **kwargs: Any) -> str:
+        try:
+            return super().read(**kwargs)
+        except (pyvisa.errors.Error, OSError, UnicodeDecodeError) as exc:
+            raise self._fail(exc, "reading a reply") from exc
+
+    def disconnect(self) -> None:
+        """Close the VISA session (relays keep their state)."""
+        self.adapter.close()
+
+    # -- identity and errors ---------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """Get the identification string (``*IDN?``)."""
+        return self.ask("*IDN?").strip()
+
+    def _identify(self) -> None:
+        idn = self.id
+        if re.search(rf"\b{self.model_number}\b", idn.upper()) is None:
+            raise BadReply(f"not a Keithley {self.model_number}", reply=idn, instrument=self.name)
+
+    def check_errors(self) -> list[tuple[int, str]]:
+        """Read and empty the error queue; return its entries as (code, message)."""
+        count = self.ask("print(errorqueue.count)").strip()
+        try:
+            n = int(float(count))
+        except ValueError:
+            raise BadReply("unexpected error count", reply=count, instrument=self.name) from None
+        errors = []
+        for _ in range(n):
+            reply = self.ask("print(errorqueue.next())").strip()
+            fields = reply.split("\t")
+            try:
+                errors.append((int(float(fields[0])), fields[1].strip().strip("\"'")))
+            except (ValueError, IndexError):
+                raise BadReply("unexpected error entry", reply=reply, instrument=self.name) from None
+        for code, message in errors:
+            log.error("%s: error %d, %s", self.name, code, message)
+        return errors
+
+    def check_set_errors(self, command: str = "") -> list[tuple[int, str]]:
+        """Wait until the change is complete (``*OPC?``), then raise any queued error."""
+        done = self.ask("*OPC?").strip()
+        if done != "1":
+            raise BadReply("unexpected *OPC? reply", reply=done, instrument=self.name)
+        errors = self.check_errors()
+        if errors:
+            code, message = errors[0]
+            more = f" (+{len(errors) - 1} more: {errors[1:]})" if len(errors) > 1 else ""
+            raise InstrumentReportedError(code, message + more, command=command, instrument=self.name)
+        return []
+
+    def _change(self, command: str) -> None:
+        self.write(command)
+        self.check_set_errors(command)
+
+    # -- channel ids ---------------------------------------------------------------------------
+    def validate_channels(self, channels: Iterable[str] | str) -> list[str]:
+        """Normalize channel ids (sorted, unique, upper case); raise ChannelError if any is bad."""
+        if isinstance(channels, str):
+            channels = [c for c in channels.split(",") if c.strip()]
+        out: set[str] = set()
+        for ch in channels:
+            if not isinstance(ch, str):
+                raise ChannelError(f"{self.name}: channel ids are strings like '1A01', got {ch!r}")
+            norm = ch.strip().upper()
+            m = _CHANNEL.match(norm)
+            if m is None:
+                raise ChannelError(
+                    f"{self.name}: invalid channel id {ch!r}: expected <slot><row A-H><column 01-12>, "
+                    "e.g. '1A01'"
+                )
+            if int(m.group(1)) > self.cards:
+                raise ChannelError(
+                    f"{self.name}: channel {ch!r} is in slot {m.group(1)}, but only slots "
+                    f"1..{self.cards} hold cards"
+                )
+            out.add(norm)
+        return sorted(out)
+
+    @staticmethod
+    def _parse_list(reply: str) -> set[str]:
+        reply = reply.strip()
+        if reply in ("nil", ""):
+            return set()
+        items = {item.strip() for item in re.split(r"[;,]", reply) if item.strip()}
+        if not all(_CHANNEL.match(i) for i in items):
+            raise BadReply("unexpected channel list", reply=reply)
+        return items
+
+    # -- switch-matrix role --------------------------------------------------------------------
+    def close(self, channels: Iterable[str] | str) -> None:
+        """Close crosspoints, adding to those already closed (break before make)."""
+        chans = self.validate_channels(channels)
+        bad = sorted(set(chans) & self._forbidden)
+        if bad:
+            raise ChannelError(f"{self.name}: channels {bad} are forbidden to close")
+        if chans:
+            self._change(f'channel.close("{",".join(chans)}")')
+
+    def open(self, channels: Iterable[str] | str) -> None:
+        """Open crosspoints."""
+        chans = self.validate_channels(channels)
+        if chans:
+            self._change(f'channel.open("{",".join(chans)}")')
+
+    def open_all(self) -> None:
+        """Open every relay of every slot."""
+        self._change('channel.open("allslots")')
+
+    def exclusive_close(self, channels: Iterable[str] | str) -> None:
+        """Open every other relay, then close exactly these (none: open everything)."""
+        chans = self.validate_channels(channels)
+        bad = sorted(set(chans) & self._forbidden)
+        if bad:
+            raise ChannelError(f"{self.name}: channels {bad} are forbidden to close")
+        self._change(f'channel.exclusiveclose("{",".join(chans)}")')
+
+    def closed(self) -> set[str]:
+        """The closed crosspoints, as the instrument reports them."""
+        reply = self.ask('print(channel.getclose("allslots"))')
+        try:
+            return self._parse_list(reply)
+        except BadReply as exc:
+            raise BadReply("unexpected closed-channel list", reply=reply, instrument=self.name) from exc
+
+    # -- forbidden channels --------------------------------------------------------------------
+    def set_forbidden(self, channels: Iterable[str] | str) -> None:
+        """Mark channels forbidden to close (the instrument then refuses to close them)."""
+        chans = self.validate_channels(channels)
+        if chans:
+            self._change(f'channel.setforbidden("{",".join(chans)}")')
+            self._forbidden |= set(chans)
+
+    def clear_forbidden(self, channels: Iterable[str] | str | None = None) -> None:
+        """Lift the forbidden mark from channels (None: from every channel)."""
+        chans = None if channels is None else self.validate_channels(channels)
+        self._change(f'channel.clearforbidden("{"allslots" if chans is None else ",".join(chans)}")')
+        self._forbidden = set() if chans is None else self._forbidden - set(chans)
+
+    def forbidden(self) -> set[str]:
+        """The channels forbidden to close, as the instrument reports them."""
+        reply = self.ask('print(channel.getforbidden("allslots"))')
+        try:
+            self._forbidden = self._parse_list(reply)
+        except BadReply as exc:
+            raise BadReply("unexpected forbidden list", reply=reply, instrument=self.name) from exc
+        return set(self._forbidden)
+
+    def reset(self) -> None:
+        """Reset the mainframe (*RST): opens every relay and clears forbidden marks."""
+        self._change("*RST")
+        self._forbidden = set()
+        self.connect_rule = "BREAK_BEFORE_MAKE"
+
+    def shutdown(self) -> None:
+        """Leave the matrix safe: every relay open."""
+        self.open_all()
+        super().shutdown()
+
+
+class Keithley708B(Keithley707B):
+    """Keithley 708B: the single-slot 707B."""
+
+    model_number = "708B"
+    max_cards = 1

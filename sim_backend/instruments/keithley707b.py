@@ -1,0 +1,309 @@
+"""Simulated Keithley 707B / 708B switching matrix (TSP).
+
+Parses the TSP ``channel.*`` subset (close, open, exclusiveclose, getclose, forbidden lists,
+connect rule, reset) plus the common commands, keeps the crosspoint state a real mainframe
+keeps, and acts on the shared simulated bench: a relay change goes to ``bench.close`` /
+``bench.open`` and costs the settling time on the virtual clock (``bench.advance``).
+
+Channel ids are ``<slot><row><column>``: slot 1-6 (708B: 1), row A-H, column 01-12; a
+channel list is comma-separated ids, ``A:B`` rectangles on one slot, ``slotN`` or
+``allslots`` (the last two are refused by close/exclusiveclose, as on the instrument).
+Bad lists change nothing and put an entry in the error queue. Error codes use the SCPI
+meanings TSP instruments share (-224 illegal parameter value, -222 out of range,
+-221 settings conflict, -285/-286 TSP syntax/runtime); the message texts are the
+simulator's own.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from .base import SimInstrument
+from .tsp import TspError, TspInterpreter, TspRuntimeError
+
+ROWS = "ABCDEFGH"
+COLUMNS = range(1, 13)
+_ID = re.compile(r"^([1-9])([A-Za-z])(\d{2})$")
+
+# TSP constants of the channel table
+OFF, BREAK_BEFORE_MAKE, MAKE_BEFORE_BREAK = 0, 1, 2
+ON = 1
+
+ILLEGAL_PARAMETER = -224
+OUT_OF_RANGE = -222
+SETTINGS_CONFLICT = -221
+UNDEFINED_HEADER = -113
+
+
+class ChannelListError(TspError):
+    code = ILLEGAL_PARAMETER
+
+
+class Keithley707B(SimInstrument):
+    """One switching mainframe with ``cards`` 8x12 matrix cards."""
+
+    model = "keithley707b"
+    model_number = "707B"
+    max_cards = 6
+
+    def __init__(
+        self,
+        name: str = "",
+        bench: Any = None,
+        cards: int = 6,
+        settling_time_s: float = 0.003,
+        **_: Any,
+    ) -> None:
+        super().__init__(name)
+        if not 1 <= int(cards) <= self.max_cards:
+            raise ValueError(
+                f"{self.model_number} holds 1..{self.max_cards} matrix cards, got cards={cards}"
+            )
+        if settling_time_s < 0:
+            raise ValueError(f"settling_time_s must be >= 0, got {settling_time_s}")
+        self.bench = bench
+        self.cards = int(cards)
+        self.settling_time_s = float(settling_time_s)
+        self.idn = f"Keithley Instruments Inc., Model {self.model_number}, 04071990, 1.0.0 (hopbench sim)"
+        self.closed: set[str] = set()
+        self.forbidden: set[str] = set()
+        self.connect_rule = BREAK_BEFORE_MAKE
+        self.connect_sequential = OFF
+        self.tsp = self._build_interpreter()
+
+    # -- channel lists ---------------------------------------------------------------------
+    def slot_channels(self, slot: int) -> list[str]:
+        return [f"{slot}{r}{c:02d}" for r in ROWS for c in COLUMNS]
+
+    def all_channels(self) -> list[str]:
+        return [ch for s in range(1, self.cards + 1) for ch in self.slot_channels(s)]
+
+    def _parse_id(self, text: str) -> tuple[int, int, int]:
+        m = _ID.match(text)
+        if m is None or m.group(2).upper() not in ROWS or not 1 <= int(m.group(3)) <= 12:
+            raise ChannelListError(f"Illegal parameter value: invalid channel '{text}'")
+        slot = int(m.group(1))
+        if not 1 <= slot <= self.cards:
+            raise TspError(
+                f"Parameter data out of range: channel '{text}' is in empty slot {slot}",
+                OUT_OF_RANGE,
+            )
+        return slot, ROWS.index(m.group(2).upper()), int(m.group(3))
+
+    def parse_channels(self, channel_list: Any, *, allow_slots: bool = True) -> list[str]:
+        """Expand a channel list string into sorted channel ids; raises TspError."""
+        if not isinstance(channel_list, str):
+            raise ChannelListError("Illegal parameter value: channel list must be a string")
+        out: set[str] = set()
+        for item in (s.strip() for s in channel_list.split(",")):
+            if not item:
+                raise ChannelListError(f"Illegal parameter value: empty item in '{channel_list}'")
+            low = item.lower()
+            if low == "allslots" or re.fullmatch(r"slot\d", low):
+                if not allow_slots:
+                    raise ChannelListError(f"Illegal parameter value: '{item}' not allowed here")
+                if low == "allslots":
+                    out.update(self.all_channels())
+                else:
+                    slot = int(low[4:])
+                    if not 1 <= slot <= self.cards:
+                        raise TspError(f"Parameter data out of range: slot {slot} is empty", OUT_OF_RANGE)
+                    out.update(self.slot_channels(slot))
+            elif ":" in item:
+                first, last = (s.strip() for s in item.split(":", 1))
+                (s1, r1, c1), (s2, r2, c2) = self._parse_id(first), self._parse_id(last)
+                if s1 != s2:
+                    raise ChannelListError(f"Illegal parameter value: range '{item}' spans slots")
+                for r in range(min(r1, r2), max(r1, r2) + 1):
+                    for c in range(min(c1, c2), max(c1, c2) + 1):
+                        out.add(f"{s1}{ROWS[r]}{c:02d}")
+            else:
+                s, r, c = self._parse_id(item)
+                out.add(f"{s}{ROWS[r]}{c:02d}")
+        return sorted(out)
+
+    @staticmethod
+    def format_channels(channels: Iterable[str]) -> str:
+        items = sorted(channels)
+        return ";".join(items) if items else "nil"
+
+    # -- relays ----------------------------------------------------------------------------
+    def _bench_channels(self, channels: Iterable[str]) -> list[str]:
+        """The channels the bench has wired (an unwired relay still clicks, but joins nothing)."""
+        wired = getattr(self.bench, "crosspoints", None)
+        chans = sorted(channels)
+        return [c for c in chans if c in wired] if wired is not None else chans
+
+    def _settle(self) -> None:
+        if self.bench is not None and self.settling_time_s > 0:
+            self.bench.advance(self.settling_time_s)
+
+    def _apply(self, to_open: set[str], to_close: set[str]) -> None:
+        """Change relays in the order the connect rule prescribes, settling after each step."""
+        to_open = to_open & self.closed
+        to_close = to_close - self.closed
+        steps = [(to_open, False), (to_close, True)]
+        if self.connect_rule == MAKE_BEFORE_BREAK:
+            steps.reverse()
+        if self.connect_rule == OFF:
+            self._switch(to_open, False)
+            self._switch(to_close, True)
+            self._settle()
+            return
+        for chans, closing in steps:
+            if chans:
+                self._switch(chans, closing)
+                self._settle()
+        if not to_open and not to_close:
+            self._settle()  # the command still waits for the relay drivers to settle
+
+    def _switch(self, channels: set[str], closing: bool) -> None:
+        if not channels:
+            return
+        if closing:
+            self.closed |= channels
+        else:
+            self.closed -= channels
+        if self.bench is not None:
+            wired = self._bench_channels(channels)
+            if wired:
+                (self.bench.close if closing else self.bench.open)(wired)
+
+    def _check_forbidden(self, channels: Iterable[str]) -> None:
+        bad = sorted(set(channels) & self.forbidden)
+        if bad:
+            raise TspError(
+                f"Settings conflict: channel {','.join(bad)} is forbidden to close", SETTINGS_CONFLICT
+            )
+
+    # -- TSP functions -----------------------------------------------------------------------
+    def _close(self, channel_list: Any = None) -> None:
+        chans = set(self.parse_channels(channel_list, allow_slots=False))
+        self._check_forbidden(chans)
+        self._apply(set(), chans)
+
+    def _open(self, channel_list: Any = None) -> None:
+        self._apply(set(self.parse_channels(channel_list)), set())
+
+    def _exclusiveclose(self, channel_list: Any = None) -> None:
+        if isinstance(channel_list, str) and not channel_list.strip():
+            chans: set[str] = set()
+        else:
+            chans = set(self.parse_channels(channel_list, allow_slots=False))
+        self._check_forbidden(chans)
+        self._apply(self.closed - chans, chans)
+
+    def _getclose(self, channel_list: Any = None) -> str | None:
+        scope = set(self.parse_channels(channel_list))
+        items = self.closed & scope
+        return self.format_channels(items) if items else None
+
+    def _setforbidden(self, channel_list: Any = None) -> None:
+        self.forbidden |= set(self.parse_channels(channel_list))
+
+    def _clearforbidden(self, channel_list: Any = None) -> None:
+        self.forbidden -= set(self.parse_channels(channel_list))
+
+    def _getforbidden(self, channel_list: Any = None) -> str | None:
+        items = self.forbidden & set(self.parse_channels(channel_list))
+        return self.format_channels(items) if items else None
+
+    def _channel_reset(self, channel_list: Any = None) -> None:
+        scope = set(self.parse_channels(channel_list))
+        self._apply(self.closed & scope, set())
+        self.forbidden -= scope
+
+    def reset(self) -> None:
+        self._apply(set(self.closed), set())
+        self.forbidden.clear()
+        self.connect_rule = BREAK_BEFORE_MAKE
+        self.connect_sequential = OFF
+
+    def _set_rule(self, value: Any) -> None:
+        if value not in (OFF, BREAK_BEFORE_MAKE, MAKE_BEFORE_BREAK):
+            raise TspError(f"Parameter data out of range: connectrule {value}", OUT_OF_RANGE)
+        self.connect_rule = int(value)
+
+    def _set_sequential(self, value: Any) -> None:
+        if value not in (OFF, ON):
+            raise TspError(f"Parameter data out of range: connectsequential {value}", OUT_OF_RANGE)
+        self.connect_sequential = int(value)
+
+    def _next_error(self) -> tuple[Any, ...]:
+        code, message = self.next_error()
+        return (code, message if code else "Queue Is Empty", 0 if code == 0 else 2, 0)
+
+    def _build_interpreter(self) -> TspInterpreter:
+        t = TspInterpreter()
+        for const, value in (
+            ("OFF", OFF), ("ON", ON),
+            ("BREAK_BEFORE_MAKE", BREAK_BEFORE_MAKE), ("MAKE_BEFORE_BREAK", MAKE_BEFORE_BREAK),
+        ):
+            t.constant(f"channel.{const}", value)
+        t.attribute("channel.connectrule", lambda: self.connect_rule, self._set_rule)
+        t.attribute("channel.connectsequential", lambda: self.connect_sequential, self._set_sequential)
+        t.function("channel.close", self._close)
+        t.function("channel.open", self._open)
+        t.function("channel.exclusiveclose", self._exclusiveclose)
+        t.function("channel.getclose", self._getclose)
+        t.function("channel.setforbidden", self._setforbidden)
+        t.function("channel.clearforbidden", self._clearforbidden)
+        t.function("channel.getforbidden", self._getforbidden)
+        t.function("channel.reset", self._channel_reset)
+        t.function("reset", self.reset)
+        t.function("waitcomplete", lambda *a: None)
+        t.function("errorqueue.clear", self.error_queue.clear)
+        t.function("errorqueue.next", self._next_error)
+        t.attribute("errorqueue.count", lambda: len(self.error_queue))
+        t.constant("localnode.model", self.model_number)
+        t.constant("localnode.serialno", "04071990")
+        return t
+
+    # -- messages ------------------------------------------------------------------------------
+    def _common(self, message: str) -> str | None:
+        head = message.split()[0].upper()
+        if head == "*IDN?":
+            return self.idn
+        if head == "*OPC?":
+            return "1"
+        if head == "*RST":
+            self.reset()
+        elif head == "*CLS":
+            self.error_queue.clear()
+        elif head in ("*OPC", "*WAI", "*TRG"):
+            pass
+        elif head == "*ESR?":
+            return "0"
+        elif head == "*STB?":
+            return str(4 if self.error_queue else 0)  # EAV bit: error available
+        else:
+            self.push_error(UNDEFINED_HEADER, f"Undefined header: {message}")
+        return None
+
+    def handle(self, message: str) -> str | None:
+        if not message:
+            return None
+        if message.startswith("*"):
+            return self._common(message)
+        try:
+            printed = self.tsp.execute(message)
+        except TspError as exc:
+            self.push_error(exc.code, exc.message)
+            printed = getattr(exc, "printed", [])
+        except (TypeError, ValueError) as exc:  # wrong argument count or type
+            err = TspRuntimeError(f"TSP Runtime error at line 1: {exc}")
+            self.push_error(err.code, err.message)
+            printed = []
+        return "\n".join(printed) if printed else None
+
+
+class Keithley708B(Keithley707B):
+    """The one-slot sibling of the 707B."""
+
+    model = "keithley708b"
+    model_number = "708B"
+    max_cards = 1
+
+    def __init__(self, name: str = "", bench: Any = None, cards: int = 1, **kwargs: Any) -> None:
+        super().__init__(name, bench, cards=cards, **kwargs)
