@@ -1,0 +1,224 @@
+"""Pieces shared by the protocols: pattern choice, voltage encodings, matrix bookkeeping.
+
+Everything here maps between neurons, lines and devices of a :class:`BenchInfo`; nothing
+computes or programs a weight.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lab.operations import BenchInfo, MatrixResult
+
+from .patterns import DEFAULT_SET, PatternSet, load_patterns
+
+
+class PatternChoice(BaseModel):
+    """Which patterns: glyphs of a shipped set by name, or explicit ±1 vectors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    set: str = DEFAULT_SET
+    names: tuple[str, ...] | None = None
+    vectors: tuple[tuple[int, ...], ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PatternChoice":
+        if (self.names is None) == (self.vectors is None):
+            raise ValueError("patterns: give either 'names' (glyphs of 'set') or 'vectors', not both or neither")
+        if self.vectors is not None:
+            if not self.vectors:
+                raise ValueError("patterns.vectors is empty")
+            n = len(self.vectors[0])
+            for k, v in enumerate(self.vectors):
+                if len(v) != n:
+                    raise ValueError(f"patterns.vectors[{k}] has {len(v)} entries, vectors[0] has {n}")
+                if any(x not in (-1, 1) for x in v):
+                    raise ValueError(f"patterns.vectors[{k}] has entries other than -1 and +1")
+        if self.names is not None:
+            if not self.names:
+                raise ValueError("patterns.names is empty")
+            load_patterns(self.set, self.names)  # names the missing glyph now, not mid-run
+        return self
+
+    def load(self) -> tuple[tuple[str, ...], np.ndarray]:
+        if self.vectors is not None:
+            x = np.array(self.vectors, dtype=float)
+            return tuple(f"p{k}" for k in range(len(x))), x
+        ps: PatternSet = load_patterns(self.set, self.names)
+        return ps.names, ps.patterns.astype(float)
+
+    def for_bench(self, bench: BenchInfo) -> tuple[tuple[str, ...], np.ndarray]:
+        names, x = self.load()
+        if x.shape[1] != bench.n_neurons:
+            raise ValueError(
+                f"patterns have {x.shape[1]} pixels but the bench has {bench.n_neurons} neurons"
+            )
+        return names, x
+
+
+def glyphs(*names: str, set: str = DEFAULT_SET) -> PatternChoice:
+    return PatternChoice(set=set, names=tuple(names))
+
+
+class CueChoice(BaseModel):
+    """Noisy cues: ``per_pattern`` copies of each stored pattern with ``flip_fraction`` of bits flipped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_pattern: int = Field(20, ge=1)
+    flip_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+# ------------------------------------------------------------------ topology helpers
+
+
+def cell_lines(bench: BenchInfo) -> tuple[dict[int, int], dict[int, int]]:
+    """Row line of each neuron i and column line of each neuron j, read off the devices.
+
+    In a film both are the neuron's own contact.
+    """
+    rows: dict[int, int] = {}
+    cols: dict[int, int] = {}
+    for (a, b), (i, j) in zip(bench.devices, bench.device_cells):
+        rows.setdefault(i, a)
+        cols.setdefault(j, b)
+    if bench.topology == "film":
+        for i, lines in enumerate(bench.neuron_lines):
+            rows[i] = cols[i] = lines[0]
+    return rows, cols
+
+
+def adjacency(bench: BenchInfo) -> np.ndarray:
+    """(N, N) bool: a device joins neuron i to neuron j ≠ i (either orientation)."""
+    n = bench.n_neurons
+    adj = np.zeros((n, n), dtype=bool)
+    for i, j in bench.device_cells:
+        if i != j:
+            adj[i, j] = adj[j, i] = True
+    return adj
+
+
+def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
+    """(N, N) matrix of device conductances, symmetrised, NaN on the diagonal and where no device.
+
+    A crossbar has a device at (i, j) and at (j, i); the network weight is their mean.
+    """
+    n = bench.n_neurons
+    total = np.zeros((n, n))
+    count = np.zeros((n, n))
+    g = np.asarray(g, dtype=float)
+    for d, (i, j) in enumerate(bench.device_cells):
+        if i == j or not np.isfinite(g[d]):
+            continue
+        total[i, j] += g[d]
+        total[j, i] += g[d]
+        count[i, j] += 1
+        count[j, i] += 1
+    with np.errstate(invalid="ignore"):
+        m = total / count
+    m[count == 0] = np.nan
+    np.fill_diagonal(m, np.nan)
+    return m
+
+
+def matrix_of(bench: BenchInfo, result: MatrixResult) -> np.ndarray:
+    return symmetric_matrix(bench, result.g)
+
+
+def weights_from_matrix(g_matrix: np.ndarray, g_ref: "float | np.ndarray") -> np.ndarray:
+    """W = G − G_ref read off a measured matrix: for software recall *from a measurement*."""
+    w = np.asarray(g_matrix, dtype=float) - np.asarray(g_ref, dtype=float)
+    w = np.where(np.isfinite(w), w, 0.0)
+    np.fill_diagonal(w, 0.0)
+    return w
+
+
+def device_index(bench: BenchInfo) -> dict[tuple[int, int], int]:
+    """Device by matrix cell; a film device answers for (i, j) and (j, i)."""
+    out: dict[tuple[int, int], int] = {}
+    for d, (i, j) in enumerate(bench.device_cells):
+        out[(i, j)] = d
+        if bench.topology == "film":
+            out[(j, i)] = d
+    return out
+
+
+def device_between(bench: BenchInfo, a: int, b: int) -> int:
+    """The device joining lines a and b (in either order)."""
+    for d, (x, y) in enumerate(bench.devices):
+        if {x, y} == {a, b}:
+            return d
+    raise ValueError(
+        f"no device joins lines {bench.line_names[a]} and {bench.line_names[b]}"
+    )
+
+
+def line_index(bench: BenchInfo, line: "int | str") -> int:
+    if isinstance(line, str):
+        if line not in bench.line_names:
+            raise ValueError(f"unknown line {line!r}; the bench has {bench.line_names[0]}..{bench.line_names[-1]}")
+        return bench.line_names.index(line)
+    if not 0 <= line < bench.n_lines:
+        raise ValueError(f"line index {line} out of range 0..{bench.n_lines - 1}")
+    return int(line)
+
+
+# ------------------------------------------------------------------ voltage encodings
+
+
+def pattern_voltages(bench: BenchInfo, s: Sequence[float], v: float) -> dict[int, float]:
+    """Every line of neuron i at s_i·V: a device between neurons sees (s_i − s_j)·V.
+
+    In a film and a tied crossbar, only anti-aligned pairs carry current (2V across them).
+    """
+    return bench.neuron_voltages(np.asarray(s, dtype=float) * v)
+
+
+def half_select(bench: BenchInfo, a: int, b: int, v: float) -> dict[int, float]:
+    """V/2 scheme for the device between lines a and b: a at +V/2, b at −V/2, others 0 V.
+
+    The selected device sees V; half-selected ones see at most V/2, below threshold when
+    V < 2·V_threshold.
+    """
+    return {a: v / 2.0, b: -v / 2.0}
+
+
+def outer_product_phases(
+    bench: BenchInfo, s_row: Sequence[float], s_col: Sequence[float], v: float
+) -> list[tuple[dict[int, float], int]]:
+    """Crossbar V/2 phases that put +V on every device with s_row_i·s_col_j = +1 and −V on the others.
+
+    Four phases (row sign × column sign); in each, selected rows sit at ±V/2 and selected
+    columns at ∓V/2 while all other lines are at 0 V, so no unselected device sees more
+    than V/2. Returns (line voltages, sign of the selected devices) per phase, skipping
+    empty phases.
+    """
+    if bench.topology != "crossbar":
+        raise ValueError("outer-product (V/2) programming needs a crossbar: film devices share their contacts")
+    rows, cols = cell_lines(bench)
+    sr = np.asarray(s_row, dtype=float)
+    sc = np.asarray(s_col, dtype=float)
+    phases = []
+    for r_sign in (1.0, -1.0):
+        for c_sign in (1.0, -1.0):
+            sel_r = [rows[i] for i in range(len(sr)) if sr[i] == r_sign]
+            sel_c = [cols[j] for j in range(len(sc)) if sc[j] == c_sign]
+            if not sel_r or not sel_c:
+                continue
+            polarity = r_sign * c_sign  # +V where the product is +1
+            volts = {line: polarity * v / 2.0 for line in sel_r}
+            volts.update({line: -polarity * v / 2.0 for line in sel_c})
+            phases.append((volts, int(polarity)))
+    return phases
+
+
+def check_voltage(bench: BenchInfo, what: str, volts: Mapping[int, float] | float) -> None:
+    """Refuse, before anything is touched, a plan that exceeds the bench's |V| limit."""
+    values = volts.values() if isinstance(volts, Mapping) else [volts]
+    worst = max((abs(v) for v in values), default=0.0)
+    if worst > bench.v_max + 1e-12:
+        raise ValueError(f"{what}: {worst:g} V exceeds the bench limit v_max = {bench.v_max:g} V")
