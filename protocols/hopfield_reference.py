@@ -159,17 +159,19 @@ def recall(
         raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
     th = np.broadcast_to(np.asarray(theta, dtype=float), s.shape)
-    for sweep in range(1, max_steps + 1):
-        changed = 0
+    for sweep in range(max_steps + 1):
+        # test for a fixed point before drawing a sweep order, as the in-materio loop does,
+        # so both consume the same random stream
+        if np.array_equal(update_sign(w @ s, s, th), s):
+            return RecallResult(s, sweep, True, False, energies, flips)
+        if sweep == max_steps:
+            break
         for i in rng.permutation(s.size):
             hi = w[i] @ s - th[i]
             si = 1.0 if hi > 0 else (-1.0 if hi < 0 else s[i])
             if si != s[i]:
                 s[i] = si
-                changed += 1
-        flips += changed
-        if changed == 0:
-            return RecallResult(s, sweep - 1, True, False, energies, flips)
+                flips += 1
         energies.append(energy(w, s, theta))
     return RecallResult(s, max_steps, False, False, energies, flips)
 
