@@ -1,0 +1,325 @@
+"""Archive round trip: a run written through the RunObserver API, read back with h5py alone
+and with the reader. Also home of the synthetic-run helpers the other archive tests use."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from itertools import combinations
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from lab.archive import LAYOUT_VERSION, ArchiveError, ArchiveWriter
+from lab.archive_reader import list_runs, open_run
+from lab.observer import OperationRecord, RunInfo
+from lab.operations import (
+    Apply,
+    ApplyResult,
+    BenchInfo,
+    Checkpoint,
+    MatrixResult,
+    Multiply,
+    MultiplyResult,
+    Note,
+    PairResult,
+    Pulse,
+    ReadMatrix,
+    ReadPair,
+    Record,
+    Wait,
+)
+
+# ------------------------------------------------------------------ synthetic runs
+
+
+def film_bench(n: int = 35) -> BenchInfo:
+    devices = tuple(combinations(range(n), 2))
+    return BenchInfo(
+        line_names=tuple(f"C{i}" for i in range(n)),
+        neuron_lines=tuple((i,) for i in range(n)),
+        devices=devices,
+        device_cells=devices,
+        topology="film",
+        v_max=5.0,
+        v_read_max=0.2,
+        max_pulse_width_s=1e-3,
+        default_v_read=0.1,
+        simulated=True,
+    )
+
+
+def run_info(bench: BenchInfo, run_id: str = "synthetic01", **params) -> RunInfo:
+    return RunInfo(
+        run_id=run_id,
+        protocol_name="synthetic_train",
+        protocol_params={"epochs": params.get("epochs", 3), "v_train": 2.5, "seed": 7, "pattern_names": ["L", "T"]},
+        bench_text='[bench]\nname = "sim-film"\n',
+        bench_parsed={"bench": {"name": "sim-film"}, "limits": {"v_max": 5.0}},
+        bench=bench,
+        seeds={"seed": 7, "sim": 1234},
+        software_version="0.1.0",
+        git_revision="abc1234",
+        host="testhost",
+        start_time="2026-01-02T03:04:05+00:00",
+        simulated=True,
+        sim_preset={"name": "film-amr", "g_min": 1e-5},
+    )
+
+
+class SyntheticRun:
+    """Feeds an observer a plausible training run; remembers what it sent."""
+
+    def __init__(self, observer, bench: BenchInfo, seed: int = 0):
+        self.obs = observer
+        self.bench = bench
+        self.rng = np.random.default_rng(seed)
+        self.index = 0
+        self.t_bench = 0.0
+        self.sent: list[OperationRecord] = []
+        n, d = bench.n_neurons, bench.n_devices
+        self.g = self.rng.uniform(2e-5, 4e-5, d)
+        self.cells = np.array(bench.device_cells)
+        self.patterns = {k: self.rng.choice([-1, 1], n) for k in ("L", "T")}
+
+    def _send(self, op, result=None, duration=1e-3, truth=None, settings=None):
+        rec = OperationRecord(
+            index=self.index, op=op, result=result, t_wall=time.time(), t_bench=self.t_bench,
+            duration_bench=duration, settings=settings or {"v_read": 0.1, "nplc": 1.0, "buses": ["drive_pos"]},
+            truth=truth,
+        )
+        self.obs.operation(rec)
+        self.sent.append(rec)
+        self.index += 1
+        self.t_bench += duration
+
+    def matrix(self, g: np.ndarray) -> np.ndarray:
+        n = self.bench.n_neurons
+        m = np.full((n, n), np.nan)
+        m[self.cells[:, 0], self.cells[:, 1]] = g
+        m[self.cells[:, 1], self.cells[:, 0]] = g
+        return m
+
+    def read_matrix(self):
+        noise = self.rng.normal(0, 1e-7, self.g.size)
+        g = self.g + noise
+        std = np.full_like(g, 1e-7)
+        res = MatrixResult(g=g, g_std=std, matrix=self.matrix(g), matrix_std=self.matrix(std), v_read=0.1)
+        self._send(ReadMatrix(), res, duration=0.2, truth=self.g.copy())
+        return res
+
+    def pulse(self, pattern: np.ndarray):
+        v = 2.5 * pattern
+        op = Pulse.of(self.bench.neuron_voltages(v), width_s=1e-4, count=3)
+        lv = np.asarray(v, dtype=float)
+        self._send(op, ApplyResult(line_voltages=lv, duration_s=3e-4, bus_currents={"drive_pos": 1e-3}), duration=6e-4)
+        outer = np.outer(pattern, pattern)[self.cells[:, 0], self.cells[:, 1]]
+        self.g = np.clip(self.g + 5e-7 * outer, 1e-5, 5e-5)
+
+    def epoch(self, e: int):
+        # like protocols/train.py: records carry the number of epochs completed
+        for name, p in self.patterns.items():
+            self.pulse(p)
+        self._send(Record("train_epoch", {"epoch": e + 1, "order": [0, 1]}))
+        res = self.read_matrix()
+        cue = self.patterns["L"].copy()
+        cue[:3] *= -1
+        cur = res.matrix.copy()
+        np.nan_to_num(cur, copy=False)
+        mres = MultiplyResult(currents=0.1 * cur @ cue, pattern=cue, v_read=0.1)
+        self._send(Multiply(pattern=tuple(int(x) for x in cue)), mres)
+        recalled = self.patterns["L"] if e > 0 else cue
+        self._send(Record("recall", {
+            "epoch": e + 1, "cue_name": "L", "cue": cue, "recalled": recalled, "target": self.patterns["L"],
+            "steps": 3, "energy": [-1.0, -2.0, -2.5],
+        }))
+        acc = min(1.0, 0.7 + 0.1 * e)
+        self._send(Record("accuracy", {"epoch": e + 1, "bit_accuracy": acc, "exact_recall": acc - 0.1,
+                                        "correct_retrieval": acc - 0.05, "stats": {"cues": 20}}))
+        self._send(ReadPair(0, 1), PairResult(g=float(self.g[0]), g_std=1e-8, current=1e-6, v_read=0.1),
+                   truth=self.g.copy())
+        self._send(Checkpoint({"epoch": e + 1, "rng": [1, 2, 3]}))
+
+    def run(self, epochs: int = 3, start: int = 0):
+        self._send(Note("start"))
+        self.read_matrix()
+        for e in range(start, epochs):
+            self.epoch(e)
+        self._send(Wait(0.01), duration=0.01)
+
+
+def write_synthetic(path: Path, epochs: int = 3, **kw) -> tuple[ArchiveWriter, SyntheticRun]:
+    bench = film_bench(kw.pop("n", 35))
+    w = ArchiveWriter(path, **kw)
+    w.start(run_info(bench, epochs=epochs))
+    run = SyntheticRun(w, bench)
+    run.run(epochs)
+    w.finish("complete")
+    return w, run
+
+
+# ------------------------------------------------------------------ tests
+
+
+def _json_at(f: h5py.File, off: int, length: int):
+    return json.loads(f["entry/log/json"][off: off + length].tobytes().decode())
+
+
+def test_round_trip_with_h5py_alone(tmp_path):
+    path = tmp_path / "run.h5"
+    w, run = write_synthetic(path, epochs=3)
+    n, d = 35, 595
+    with h5py.File(path, "r") as f:
+        assert f.attrs["hopbench_layout_version"] == LAYOUT_VERSION
+        assert f.attrs["default"] == "entry" and f["entry"].attrs["default"] == "data"
+        assert f["entry/status"][()] == b"complete"
+        assert f["entry/end_time"][()].decode().startswith("20")
+        c = f["entry/committed"][()]
+        reads = [r for r in run.sent if isinstance(r.op, ReadMatrix)]
+        assert c["operations"] == len(run.sent)
+        assert c["reads"] == len(reads) == 4
+        assert c["records"] == 9 and c["checkpoints"] == 3 and c["pairs"] == 3
+        # every dataset and group is self-describing
+        def check(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert "units" in obj.attrs and "long_name" in obj.attrs, name
+            else:
+                assert "NX_class" in obj.attrs, name
+        f.visititems(check)
+        # measured data, bit for bit
+        G = f["entry/data/conductance"]
+        assert G.shape == (4, n, n) and G.attrs["units"] == "S"
+        for k, r in enumerate(reads):
+            np.testing.assert_array_equal(G[k], r.result.matrix)
+            np.testing.assert_array_equal(f["entry/devices/g"][k], r.result.g)
+            np.testing.assert_array_equal(f["entry/devices/truth"][k], r.truth)
+            assert f["entry/data/t_bench"][k] == r.t_bench
+        assert f["entry/data"].attrs["signal"] == "conductance"
+        pulses = [r for r in run.sent if isinstance(r.op, Pulse)]
+        np.testing.assert_array_equal(f["entry/apply/line_voltages"][...], [r.result.line_voltages for r in pulses])
+        ap = f["entry/log/applies"][...]
+        assert set(ap["kind"]) == {b"pulse"} and np.all(ap["count"] == 3)
+        # the operation log holds the op and its settings as JSON
+        ops = f["entry/log/operations"][...]
+        assert [k.decode() for k in ops["kind"]] == [r.op.kind for r in run.sent]
+        doc = _json_at(f, ops[1]["json_offset"], ops[1]["json_length"])
+        assert doc["op"]["type"] == "ReadMatrix" and doc["settings"]["nplc"] == 1.0
+        assert ops[1]["table"] == b"reads" and ops[1]["row"] == 0
+        # records: JSON rows plus a numeric long table
+        recs = f["entry/log/records"][...]
+        sent_records = [r.op for r in run.sent if isinstance(r.op, Record)]
+        assert [s.decode() for s in recs["stream"]] == [r.stream for r in sent_records]
+        recall = _json_at(f, recs[1]["json_offset"], recs[1]["json_length"])
+        assert recall["cue"] == sent_records[1].values["cue"].tolist()
+        vals = f["entry/log/record_values"][...]
+        acc = vals[(vals["stream"] == b"accuracy") & (vals["key"] == b"bit_accuracy")]["value"]
+        np.testing.assert_allclose(acc, [0.7, 0.8, 0.9])
+        assert b"stats.cues" in set(vals["key"])
+        # provenance
+        assert json.loads(f["entry/protocol/parameters"].asstr()[()])["v_train"] == 2.5
+        assert json.loads(f["entry/protocol/seeds"].asstr()[()]) == {"seed": 7, "sim": 1234}
+        assert f["entry/instrument/bench_text"].asstr()[()].startswith("[bench]")
+        assert f["entry/program_name"].attrs["git_revision"] == "abc1234"
+        assert f["entry/sample/device_lines"].shape == (d, 2)
+        assert f["entry/instrument/v_max"].attrs["units"] == "V"
+
+
+def test_round_trip_with_reader(tmp_path):
+    path = tmp_path / "run.h5"
+    w, run = write_synthetic(path, epochs=3)
+    reads = [r for r in run.sent if isinstance(r.op, ReadMatrix)]
+    with open_run(path) as r:
+        assert r.status == "complete" and r.error == ""
+        assert r.protocol_name == "synthetic_train" and r.protocol_params["epochs"] == 3
+        assert r.info["host"] == "testhost" and r.info["seeds"]["sim"] == 1234
+        G = r.conductance
+        assert G.dims == ("read", "row", "col") and G.attrs["units"] == "S"
+        np.testing.assert_array_equal(G.values[-1], reads[-1].result.matrix)
+        assert np.isnan(G.coords["epoch"].values[0])
+        assert list(G.coords["epoch"].values[1:]) == [1, 2, 3]  # reads carry the epoch they follow
+        ds = r.dataset()
+        assert set(ds.data_vars) >= {"conductance", "conductance_errors", "g", "g_errors", "truth"}
+        tidy = r.conductance_table()
+        assert len(tidy) == 4 * 2 * 595  # one row per read and filled cell (a film's matrix is symmetric)
+        assert {"read", "row", "col", "G_S", "G_std_S", "t_bench_s"} <= set(tidy.columns)
+        dt = r.device_table()
+        np.testing.assert_allclose(dt["G_S"] - dt["truth_S"], dt["error_S"])
+        ops = r.operations
+        assert list(ops["kind"]) == [x.op.kind for x in run.sent]
+        assert ops.loc[1, "op"]["type"] == "ReadMatrix"
+        acc = r.records("accuracy")
+        assert list(acc["epoch"]) == [1, 2, 3]
+        assert acc["bit_accuracy"].iloc[-1] == pytest.approx(0.9)
+        rec = r.records("recall")
+        assert len(rec["cue"].iloc[0]) == 35
+        assert set(r.record_values["stream"]) == {"recall", "accuracy", "train_epoch"}
+        ck = r.checkpoints
+        assert list(ck["state"].iloc[-1].keys()) == ["epoch", "rng"] and ck["state"].iloc[-1]["epoch"] == 3
+        assert len(r.pairs) == 3 and r.pairs["truth_S"].notna().all()
+        assert r.multiply.shape == (3, 35)
+        assert r.applied.shape == (6, 35)
+    runs = list_runs(tmp_path)
+    assert isinstance(runs, pd.DataFrame) and len(runs) == 1
+    row = runs.iloc[0]
+    assert row["status"] == "complete" and row["protocol"] == "synthetic_train" and row["size_bytes"] > 10_000
+
+
+def test_start_refuses_to_overwrite_and_folder_naming(tmp_path):
+    bench = film_bench(6)
+    w = ArchiveWriter(tmp_path)  # a folder: the writer names the file
+    w.start(run_info(bench))
+    w.finish("complete")
+    assert w.path.parent == tmp_path and w.path.name.endswith("_synthetic_train_synthetic01.h5")
+    with pytest.raises(FileExistsError):
+        ArchiveWriter(w.path).start(run_info(bench))
+    with pytest.raises(ArchiveError, match="complete"):
+        ArchiveWriter.resume(w.path)
+
+
+def test_failed_run_and_shape_errors(tmp_path):
+    bench = film_bench(6)
+    path = tmp_path / "f.h5"
+    with pytest.raises(ValueError, match="MatrixResult.matrix has shape"):
+        with ArchiveWriter(path) as w:
+            w.start(run_info(bench))
+            s = SyntheticRun(w, bench)
+            s._send(Note("before"))
+            bad = MatrixResult(g=np.zeros(15), g_std=np.zeros(15), matrix=np.zeros((5, 5)), matrix_std=np.zeros((5, 5)), v_read=0.1)
+            s._send(ReadMatrix(), bad)
+    with open_run(path) as r:
+        assert r.status == "failed" and "MatrixResult.matrix has shape" in r.error
+        assert list(r.operations["kind"]) == ["note"]  # what was measured before the error is kept
+
+
+def test_small_crossbar_and_odd_values(tmp_path):
+    # A crossbar bench (small rows share chunks), NaN lines, non-JSON values in records.
+    n = 4
+    devices = tuple((i, n + j) for i in range(n) for j in range(n))
+    bench = BenchInfo(
+        line_names=tuple([f"R{i}" for i in range(n)] + [f"K{i}" for i in range(n)]),
+        neuron_lines=tuple((i, n + i) for i in range(n)), devices=devices,
+        device_cells=tuple((i, j) for i in range(n) for j in range(n)), topology="crossbar",
+        v_max=3.0, v_read_max=0.1, max_pulse_width_s=1e-3, default_v_read=0.05,
+    )
+    path = tmp_path / "x.h5"
+    w = ArchiveWriter(path, flush_every=1)
+    w.start(run_info(bench))
+    s = SyntheticRun(w, bench)
+    lv = np.array([1.0, np.nan, 0, 0, 0, 0, 0, 0])
+    s._send(Apply.of({0: 1.0}, 1e-3, others="float"), ApplyResult(lv, 1e-3, {}))
+    s._send(Record("odd", {"path": Path("/x"), "arr": np.arange(3), "nan": math.nan, (1, 2): "tuple key",
+                           "flag": np.bool_(True), "i": np.int64(4)}))
+    s.read_matrix()
+    w.finish("aborted", "operator pressed Ctrl-C")
+    with open_run(path) as r:
+        assert r.status == "aborted" and "Ctrl-C" in r.error
+        assert np.isnan(r.applied.values[0, 1]) and r.applied.values[0, 0] == 1.0
+        odd = r.records("odd").iloc[0]
+        assert odd["path"] == "/x" and odd["arr"] == [0, 1, 2] and math.isnan(odd["nan"]) and odd["(1, 2)"] == "tuple key"
+        vals = r.record_values.set_index("key")["value"]
+        assert vals["flag"] == 1.0 and vals["i"] == 4.0
+        assert r.conductance.shape == (1, 4, 4)
+        assert r.counts["commits"] >= 3  # flush_every=1
