@@ -1,0 +1,239 @@
+"""The simulated bench: source buses, switch-matrix relays and the device array as one circuit.
+
+Simulated instruments act on it (levels, outputs, relays, measurements); the device physics
+integrates the voltages the circuit actually puts across each device over virtual time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .array import DeviceArray
+from .circuit import Circuit, CircuitSolution, Source
+from .clock import VirtualClock
+from .presets import DevicePreset, load_preset
+from .topology import Topology
+
+_CHUNK_CHANGE = 0.02  # state change per chunk before a floating circuit is re-solved
+
+
+class SimulatedBench:
+    def __init__(
+        self,
+        topology: Topology,
+        preset: DevicePreset | str | Path | Mapping[str, Any],
+        *,
+        seed: int,
+        buses: Sequence[str],
+        crosspoints: Mapping[str, tuple[str, str]],
+        contact_resistance_ohm: float = 1.0,
+        source_resistance_ohm: float = 0.0,
+        realtime: bool = False,
+    ) -> None:
+        if contact_resistance_ohm < 0 or source_resistance_ohm < 0:
+            raise ValueError("contact_resistance_ohm and source_resistance_ohm must be ≥ 0")
+        if len(set(buses)) != len(buses):
+            raise ValueError(f"duplicate bus names in {list(buses)}")
+        self.topology = topology
+        self.preset = preset if isinstance(preset, DevicePreset) else load_preset(preset)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.array = DeviceArray(topology, self.preset, self.rng)
+        self.clock = VirtualClock()
+        self.clock.sleeper = self.advance
+        self.contact_resistance_ohm = float(contact_resistance_ohm)
+        self.source_resistance_ohm = float(source_resistance_ohm)
+        self.realtime = realtime
+        self.lock = threading.RLock()
+
+        self._sources = {b: Source(resistance_ohm=self.source_resistance_ohm) for b in buses}
+        self.crosspoints: dict[str, tuple[str, str]] = {}
+        for ch, (bus, line) in crosspoints.items():
+            if bus not in self._sources:
+                raise ValueError(f"crosspoint {ch!r} names unknown bus {bus!r} (buses: {list(buses)})")
+            topology.line_index(line)  # raises KeyError naming the line
+            self.crosspoints[str(ch)] = (bus, line)
+        self.circuit = Circuit(topology, self._sources)
+        self._closed: set[str] = set()
+        self.relay_operations = 0
+        self.hot_switches = 0
+        self._config_version = 0
+        self._relays_dirty = False
+        self._epoch_at_last_drive = -1
+        self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
+        self._chunk_hint = np.inf
+        self._wall_last = time.monotonic()
+
+    # -- sources -------------------------------------------------------------
+    def _source(self, bus: str) -> Source:
+        try:
+            return self._sources[bus]
+        except KeyError:
+            raise KeyError(f"unknown bus {bus!r} (buses: {list(self._sources)})") from None
+
+    def _changed(self) -> None:
+        self._config_version += 1
+
+    def set_level(self, bus: str, volts: float) -> None:
+        with self.lock:
+            self._source(bus).level_V = float(volts)
+            self._changed()
+
+    def set_compliance(self, bus: str, amps: float) -> None:
+        if not amps > 0:
+            raise ValueError(f"compliance of bus {bus!r} must be > 0 A, got {amps}")
+        with self.lock:
+            self._source(bus).compliance_A = float(amps)
+            self._changed()
+
+    def set_output(self, bus: str, on: bool) -> None:
+        with self.lock:
+            self._source(bus).output = bool(on)
+            self.circuit.reset_modes()
+            self._changed()
+
+    def bus_state(self, bus: str) -> dict[str, Any]:
+        with self.lock:
+            s = self._source(bus)
+            return {
+                "level": s.level_V,
+                "compliance": s.compliance_A,
+                "output": s.output,
+                "resistance_ohm": s.resistance_ohm,
+            }
+
+    @property
+    def buses(self) -> tuple[str, ...]:
+        return tuple(self._sources)
+
+    # -- relays --------------------------------------------------------------
+    def _check_channels(self, channels: Iterable[str]) -> list[str]:
+        chans = [str(c) for c in channels]
+        unknown = [c for c in chans if c not in self.crosspoints]
+        if unknown:
+            raise KeyError(f"unknown crosspoint channel(s) {unknown}")
+        return chans
+
+    def _switch(self, chans: Iterable[str], close: bool) -> None:
+        changed = [c for c in chans if (c in self._closed) != close]
+        if not changed:
+            return
+        live = any(s.output and s.level_V != 0.0 for s in self._sources.values())
+        self.relay_operations += len(changed)
+        if live:
+            self.hot_switches += len(changed)
+        if close:
+            self._closed.update(changed)
+        else:
+            self._closed.difference_update(changed)
+        self._relays_dirty = True
+        self._changed()
+
+    def close(self, channels: Iterable[str]) -> None:
+        with self.lock:
+            self._switch(self._check_channels(channels), True)
+
+    def open(self, channels: Iterable[str]) -> None:
+        with self.lock:
+            self._switch(self._check_channels(channels), False)
+
+    def open_all(self) -> None:
+        with self.lock:
+            self._switch(list(self._closed), False)
+
+    def closed(self) -> set[str]:
+        with self.lock:
+            return set(self._closed)
+
+    # -- circuit -------------------------------------------------------------
+    def _configure(self) -> None:
+        if self._relays_dirty:
+            idx = self.circuit.bus_index
+            links = []
+            for ch in sorted(self._closed):
+                bus, line = self.crosspoints[ch]
+                links.append((idx[bus], self.topology.line_index(line), self.contact_resistance_ohm))
+            self.circuit.configure(links)
+            self._relays_dirty = False
+
+    def true_conductances(self) -> np.ndarray:
+        with self.lock:
+            return self.array.conductance()
+
+    def solve_now(self) -> CircuitSolution:
+        """The circuit at the present levels, relays and true conductances."""
+        with self.lock:
+            self._configure()
+            G = self.array.conductance()
+            key = (self._config_version, self.array.version)
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1]
+            sol = self.circuit.solve(G)
+            self._cached = (key, sol)
+            return sol
+
+    def _driven(self) -> bool:
+        return any(s.output and s.level_V != 0.0 for s in self._sources.values())
+
+    # -- time ----------------------------------------------------------------
+    def advance(self, dt: float) -> None:
+        """Integrate the physics at the present levels/relays for dt seconds of virtual time."""
+        if dt < 0:
+            raise ValueError(f"dt must be ≥ 0, got {dt}")
+        with self.lock:
+            if dt > 0:
+                self._integrate(dt)
+            self.clock.advance(dt)
+
+    def _integrate(self, dt: float) -> None:
+        if not self._driven():
+            self.array.advance(None, dt)
+            return
+        continuing = self._epoch_at_last_drive == self._config_version
+        self._epoch_at_last_drive = self._config_version
+        remaining = dt
+        while remaining > 0:
+            sol = self.solve_now()
+            if sol.fast_path:  # device voltages do not depend on the conductances
+                self.array.advance(sol.device_v, remaining, continuing=continuing)
+                return
+            h = min(remaining, self._chunk_hint)
+            if remaining - h < 1e-12 * dt:
+                h = remaining
+            change = self.array.advance(sol.device_v, h, continuing=continuing)
+            continuing = True
+            remaining -= h
+            if change > _CHUNK_CHANGE:
+                self._chunk_hint = h * _CHUNK_CHANGE / change
+            elif change < _CHUNK_CHANGE / 4:
+                self._chunk_hint = min(self._chunk_hint * 2, np.inf)
+
+    def sync_realtime(self) -> None:
+        """Realtime mode: advance virtual time by the wall time since the last sync."""
+        with self.lock:
+            now = time.monotonic()
+            elapsed, self._wall_last = now - self._wall_last, now
+            if self.realtime and elapsed > 0:
+                self.advance(elapsed)
+
+    # -- measurement ---------------------------------------------------------
+    def measure(self, bus: str, integration_s: float) -> tuple[float, float, bool]:
+        """(voltage V, current A, in compliance) of a bus after integrating for integration_s.
+
+        The reading solves the circuit with one noisy draw of the conductances, so repeated
+        reads scatter by the read noise while the state itself is untouched.
+        """
+        with self.lock:
+            source = self._source(bus)
+            self.advance(integration_s)
+            self._configure()
+            G = self.array.read_conductance(self.rng)
+            sol = self.circuit.solve(G)
+            if not source.output:
+                return sol.bus_v[bus], 0.0, False
+            return sol.bus_v[bus], sol.bus_current[bus], sol.in_compliance[bus]
