@@ -83,6 +83,7 @@ class Keithley707B(Instrument):
         settling_time_s: float = 0.003,
         **kwargs: Any,
     ) -> None:
+        self._late_reply_possible = False
         cards = self.max_cards if cards is None else int(cards)
         if not 1 <= cards <= self.max_cards:
             raise ValueError(f"a {self.model_number} holds 1..{self.max_cards} matrix cards, got {cards}")
@@ -113,6 +114,8 @@ class Keithley707B(Instrument):
         return ConnectionLost(f"connection lost {action}: {exc!r}", instrument=self.name)
 
     def write(self, command: str, **kwargs: Any) -> None:
+        if self._late_reply_possible:
+            self._discard_late_replies()
         try:
             super().write(command, **kwargs)
         except (pyvisa.errors.Error, OSError) as exc:
@@ -122,7 +125,17 @@ class Keithley707B(Instrument):
         try:
             return super().read(**kwargs)
         except (pyvisa.errors.Error, OSError, UnicodeDecodeError) as exc:
-            raise self._fail(exc, "reading a reply") from exc
+            error = self._fail(exc, "reading a reply")
+            self._late_reply_possible = isinstance(error, InstrumentTimeout)
+            raise error from exc
+
+    def _discard_late_replies(self) -> None:
+        # a reply that missed its timeout may still arrive and would answer the next query
+        self._late_reply_possible = False
+        try:
+            self.adapter.flush_read_buffer()
+        except (pyvisa.errors.Error, OSError):
+            pass
 
     def disconnect(self) -> None:
         """Close the VISA session (relays keep their state)."""

@@ -1,0 +1,304 @@
+"""Serve simulated instruments the way real ones are reached: raw TCP sockets and RS-232.
+
+Each LAN instrument gets its own raw-socket server on the loopback interface (port 0 picks
+a free port), addressed by pyvisa-py as ``TCPIP::127.0.0.1::PORT::SOCKET``, exactly like a
+SCPI/TSP instrument on port 5025. Each serial instrument gets a real pseudo-terminal and is
+addressed as ``ASRL/dev/pts/N::INSTR`` (pyvisa-py opens it with pyserial). Messages are
+newline-terminated; every message is logged with wall time and instrument name in
+:attr:`SimServer.command_log`, which is how tests prove nothing was sent before a
+validation error.
+
+Faults come from :meth:`SimInstrument.respond`, so they behave as in process: ``timeout``
+swallows messages, ``drop`` resets the TCP connection (the listener stays, so a client may
+reconnect) or hangs the pseudo-terminal up (the port is gone, like an unplugged adapter),
+``garbage`` and ``error`` come from the instrument, ``delay_s`` holds the answer back.
+
+One thread per instrument multiplexes its listener and connections, so an instrument
+handles one message at a time, as a real one does; :meth:`SimServer.stop` wakes every
+thread, joins it and closes every socket and file descriptor.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+import tty
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
+
+from .instruments.base import Response, SimInstrument
+
+log = logging.getLogger(__name__)
+
+LogEntry = tuple[float, str, str]  # (wall time, instrument name, message)
+
+
+def deliver(instrument: SimInstrument, message: str, command_log: list[LogEntry]) -> Response:
+    """Log one message, bring a realtime bench up to date, let the instrument respond."""
+    command_log.append((time.time(), instrument.name, message))
+    bench = getattr(instrument, "bench", None)
+    sync = getattr(bench, "sync_realtime", None)
+    if sync is not None:
+        sync()
+    return instrument.respond(message)
+
+
+def split_messages(buffer: bytearray) -> list[str]:
+    """Take the complete newline-terminated messages out of ``buffer``."""
+    messages = []
+    while True:
+        end = buffer.find(b"\n")
+        if end < 0:
+            return messages
+        raw = bytes(buffer[:end]).rstrip(b"\r")
+        del buffer[: end + 1]
+        messages.append(raw.decode("ascii", errors="replace"))
+
+
+class _Endpoint:
+    """One instrument's server thread: a selector over its listener/pty and a wake pipe."""
+
+    def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event) -> None:
+        self.instrument = instrument
+        self.command_log = command_log
+        self.stop_event = stop
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self.thread = threading.Thread(target=self._run, name=f"sim-{instrument.name}", daemon=True)
+        self.resource = ""
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                for key, _ in self.selector.select():
+                    if key.data is None:
+                        return
+                    key.data(key.fileobj)
+        finally:
+            self._close_all()
+
+    def _answer(self, buffer: bytearray, send: Callable[[bytes], None], drop: Callable[[], None]) -> bool:
+        """Handle complete messages in ``buffer``; False once the link was dropped."""
+        for message in split_messages(buffer):
+            try:
+                response = deliver(self.instrument, message, self.command_log)
+            except Exception:  # a simulator bug must not kill the server thread
+                log.exception("%s: simulated instrument failed on %r", self.instrument.name, message)
+                continue
+            if response.action == "drop":
+                drop()
+                return False
+            if response.action == "reply":
+                if response.delay_s > 0 and self.stop_event.wait(response.delay_s):
+                    return False
+                send(response.data)
+        return True
+
+    def _close_all(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            self._close_fileobj(key.fileobj)
+        self.selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _close_fileobj(self, fileobj: Any) -> None:
+        if fileobj == self._wake_r:
+            return
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+        try:
+            fileobj.close() if hasattr(fileobj, "close") else os.close(fileobj)
+        except OSError:
+            pass
+
+
+class _TcpEndpoint(_Endpoint):
+    def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event,
+                 host: str, port: int) -> None:
+        super().__init__(instrument, command_log, stop)
+        self.listener = socket.create_server((host, port), reuse_port=False)
+        self.listener.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
+        port = self.listener.getsockname()[1]
+        address = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        self.resource = f"TCPIP::{address}::{port}::SOCKET"
+        self._buffers: dict[socket.socket, bytearray] = {}
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(True)
+        conn.settimeout(5.0)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffers[conn] = bytearray()
+        self.selector.register(conn, selectors.EVENT_READ, self._receive)
+
+    def _receive(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._buffers.pop(conn, None)
+            self._close_fileobj(conn)
+            return
+
+        def drop() -> None:
+            # SO_LINGER 0: close with a reset, as a rebooting instrument does, so the client
+            # sees "connection reset" instead of waiting for its timeout
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self._buffers.pop(conn, None)
+            self._close_fileobj(conn)
+
+        def send(payload: bytes) -> None:
+            try:
+                conn.sendall(payload)
+            except OSError:
+                pass  # the client went away; its next read tells it
+
+        buffer = self._buffers[conn]
+        buffer.extend(data)
+        self._answer(buffer, send, drop)
+
+
+class _PtyEndpoint(_Endpoint):
+    def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event) -> None:
+        super().__init__(instrument, command_log, stop)
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)  # no echo, no line editing: a plain byte pipe like RS-232
+        # the server keeps the slave open so the master never reads EIO between clients
+        self.resource = f"ASRL{os.ttyname(self.slave)}::INSTR"
+        self._buffer = bytearray()
+        self.selector.register(self.master, selectors.EVENT_READ, self._receive)
+
+    def _receive(self, master: int) -> None:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            return
+
+        def drop() -> None:
+            self.hang_up()
+
+        def send(payload: bytes) -> None:
+            try:
+                os.write(master, payload)
+            except OSError:
+                pass
+
+        self._buffer.extend(data)
+        self._answer(self._buffer, send, drop)
+
+    def hang_up(self) -> None:
+        self._close_fileobj(self.master)
+        self._close_slave()
+
+    def _close_slave(self) -> None:
+        if self.slave >= 0:
+            try:
+                os.close(self.slave)
+            except OSError:
+                pass
+            self.slave = -1
+
+    def _close_all(self) -> None:
+        super()._close_all()
+        self._close_slave()
+
+
+class SimServer:
+    """Serve simulated instruments over loopback TCP sockets and pseudo-terminals.
+
+    :param instruments: {name: SimInstrument}.
+    :param host: interface to bind; loopback unless told otherwise.
+    :param serial_names: names of the instruments to serve over a pseudo-terminal (RS-232).
+    :param ports: fixed TCP ports by name (default 0: a free port each).
+    """
+
+    def __init__(
+        self,
+        instruments: Mapping[str, SimInstrument],
+        host: str = "127.0.0.1",
+        serial_names: Iterable[str] = (),
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.instruments = dict(instruments)
+        self.host = host
+        self.serial_names = tuple(serial_names)
+        unknown = set(self.serial_names) - set(self.instruments)
+        if unknown:
+            raise ValueError(f"serial_names names no served instrument: {sorted(unknown)}")
+        self.ports = dict(ports or {})
+        self.command_log: list[LogEntry] = []
+        self._stop = threading.Event()
+        self._endpoints: dict[str, _Endpoint] = {}
+
+    @classmethod
+    def from_twin(cls, twin: Any, host: str = "127.0.0.1", serial_names: Iterable[str] | None = None) -> "SimServer":
+        """Serve a twin's instruments; those its bench file reaches over ASRL go on a pty."""
+        if serial_names is None:
+            serial_names = [
+                inst.name for resource, inst in twin.by_resource.items()
+                if resource.upper().startswith("ASRL")
+            ]
+        return cls(twin.instruments, host=host, serial_names=serial_names)
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """{instrument name: VISA resource string to open it with pyvisa-py}."""
+        return {name: ep.resource for name, ep in self._endpoints.items()}
+
+    def start(self) -> "SimServer":
+        if self._endpoints:
+            return self
+        self._stop.clear()
+        try:
+            for name, inst in self.instruments.items():
+                if name in self.serial_names:
+                    ep: _Endpoint = _PtyEndpoint(inst, self.command_log, self._stop)
+                else:
+                    ep = _TcpEndpoint(inst, self.command_log, self._stop, self.host, self.ports.get(name, 0))
+                self._endpoints[name] = ep
+                ep.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every server thread and close every socket and file descriptor."""
+        self._stop.set()
+        for ep in self._endpoints.values():
+            ep.wake()
+        for ep in self._endpoints.values():
+            if ep.thread.is_alive():
+                ep.thread.join(timeout=5.0)
+            elif ep.thread.ident is None:
+                ep._close_all()  # never started: release what its constructor opened
+        self._endpoints.clear()
+
+    def __enter__(self) -> "SimServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

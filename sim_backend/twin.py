@@ -1,0 +1,217 @@
+"""The simulated twin of a bench: one simulated bench plus its simulated instruments.
+
+:func:`build_twin` takes a plain dict (the instrument and wiring part of a bench file,
+no config objects, so the simulator stays usable on its own)::
+
+    {"topology": {"kind": "film", "n": 35},          # or {"kind": "crossbar", "n": 8, "tied": true}
+     "preset": "film-amr", "seed": 1234,
+     "contact_resistance_ohm": 1.0, "source_resistance_ohm": 0.0, "realtime": false,
+     "instruments": [
+       {"name": "smu1", "model": "keithley2636b", "resource": "TCPIP::192.168.1.21::5025::SOCKET",
+        "channels": {"a": "drive_pos", "b": "drive_neg"}},
+       {"name": "matrix", "model": "keithley707b", "resource": "TCPIP::192.168.1.20::5025::SOCKET",
+        "cards": 3, "crosspoints": {"1A01": ["drive_pos", "C0"]}, "settling_time_s": 0.003}]}
+
+Source-meter channels name the buses they drive; matrix crosspoints join a bus to a device
+line. The twin's instruments are reached in process (:meth:`Twin.visa_library`) or over
+sockets and pseudo-terminals (:meth:`Twin.serve`) by the bench file's own resource strings.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .instruments import MODELS
+from .instruments.base import SimInstrument
+from .instruments.keithley707b import Keithley707B
+
+_CHANNEL_ID = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
+_TOP_KEYS = {
+    "topology", "preset", "seed", "contact_resistance_ohm", "source_resistance_ohm", "realtime",
+    "instruments",
+}
+
+
+class TwinSpecError(ValueError):
+    """The twin spec is malformed; the message names the offending field."""
+
+
+@dataclass
+class Twin:
+    bench: Any  # SimulatedBench
+    instruments: dict[str, SimInstrument]
+    by_resource: dict[str, SimInstrument]
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    def visa_library(self) -> Any:
+        """A fresh in-process VISA library serving these instruments by their resource strings."""
+        from .visa_library import SimVisaLibrary
+
+        return SimVisaLibrary(self.by_resource)
+
+    def serve(self, host: str = "127.0.0.1") -> Any:
+        """A (not yet started) SimServer for these instruments; use it as a context manager."""
+        from .server import SimServer
+
+        return SimServer.from_twin(self, host=host)
+
+    @property
+    def matrices(self) -> dict[str, Keithley707B]:
+        return {n: i for n, i in self.instruments.items() if isinstance(i, Keithley707B)}
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in mapping:
+        raise TwinSpecError(f"twin spec: {where} is missing '{key}'")
+    return mapping[key]
+
+
+def _topology(spec: Mapping[str, Any]) -> Any:
+    from . import crossbar, film
+
+    topo = _require(spec, "topology", "the spec")
+    if not isinstance(topo, Mapping):
+        raise TwinSpecError(f"twin spec: topology must be a table, got {topo!r}")
+    kind = _require(topo, "kind", "topology")
+    n = _require(topo, "n", "topology")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise TwinSpecError(f"twin spec: topology.n must be an integer >= 2, got {n!r}")
+    if kind == "film":
+        extra = set(topo) - {"kind", "n"}
+        if extra:
+            raise TwinSpecError(f"twin spec: topology has unknown keys {sorted(extra)} for a film")
+        return film(n)
+    if kind == "crossbar":
+        extra = set(topo) - {"kind", "n", "tied"}
+        if extra:
+            raise TwinSpecError(f"twin spec: topology has unknown keys {sorted(extra)} for a crossbar")
+        return crossbar(n, tied=bool(topo.get("tied", False)))
+    raise TwinSpecError(f"twin spec: topology.kind must be 'film' or 'crossbar', got {kind!r}")
+
+
+def _instrument_entries(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    entries = _require(spec, "instruments", "the spec")
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise TwinSpecError("twin spec: instruments must be a non-empty list")
+    names: set[str] = set()
+    resources: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"instruments[{i}]"
+        if not isinstance(entry, Mapping):
+            raise TwinSpecError(f"twin spec: {where} must be a table, got {entry!r}")
+        name = _require(entry, "name", where)
+        model = _require(entry, "model", f"{where} ({name})")
+        resource = _require(entry, "resource", f"{where} ({name})")
+        if name in names:
+            raise TwinSpecError(f"twin spec: {where}: duplicate instrument name {name!r}")
+        if resource in resources:
+            raise TwinSpecError(f"twin spec: {where} ({name}): resource {resource!r} used twice")
+        if model not in MODELS:
+            raise TwinSpecError(
+                f"twin spec: {where} ({name}): unknown model {model!r}; simulated models: "
+                f"{', '.join(sorted(MODELS))}"
+            )
+        names.add(name)
+        resources.add(resource)
+    return list(entries)
+
+
+def _crosspoints(entry: Mapping[str, Any], where: str, line_names: set[str]) -> dict[str, tuple[str, str]]:
+    raw = entry.get("crosspoints", {})
+    if not isinstance(raw, Mapping):
+        raise TwinSpecError(f"twin spec: {where}.crosspoints must be a table")
+    cards = entry.get("cards")
+    out: dict[str, tuple[str, str]] = {}
+    for channel, target in raw.items():
+        m = _CHANNEL_ID.match(str(channel))
+        if m is None:
+            raise TwinSpecError(
+                f"twin spec: {where}.crosspoints: invalid channel id {channel!r} (expected e.g. '1A01')"
+            )
+        if cards is not None and int(m.group(1)) > int(cards):
+            raise TwinSpecError(
+                f"twin spec: {where}.crosspoints: channel {channel} is beyond cards={cards}"
+            )
+        if not isinstance(target, (list, tuple)) or len(target) != 2:
+            raise TwinSpecError(
+                f"twin spec: {where}.crosspoints[{channel}] must be [bus, line], got {target!r}"
+            )
+        bus, line = str(target[0]), str(target[1])
+        if line not in line_names:
+            raise TwinSpecError(
+                f"twin spec: {where}.crosspoints[{channel}]: no device line {line!r} in this topology"
+            )
+        out[str(channel)] = (bus, line)
+    return out
+
+
+def build_twin(spec: Mapping[str, Any]) -> Twin:
+    """Build the simulated bench and its instruments from a plain-dict spec."""
+    from . import SimulatedBench, load_preset
+
+    if not isinstance(spec, Mapping):
+        raise TwinSpecError(f"twin spec must be a table, got {type(spec).__name__}")
+    unknown = set(spec) - _TOP_KEYS
+    if unknown:
+        raise TwinSpecError(f"twin spec: unknown keys {sorted(unknown)} (known: {sorted(_TOP_KEYS)})")
+    topology = _topology(spec)
+    preset = load_preset(spec.get("preset", "film-amr" if topology.kind == "film" else "crossbar-sot"))
+    entries = _instrument_entries(spec)
+    line_names = set(topology.line_names)
+
+    buses: list[str] = []
+    driven: dict[str, str] = {}  # bus -> "instrument.channel" driving it
+    crosspoints: dict[str, tuple[str, str]] = {}
+    for i, entry in enumerate(entries):
+        where = f"instruments[{i}] ({entry['name']})"
+        cls = MODELS[entry["model"]]
+        if issubclass(cls, Keithley707B):
+            for channel, (bus, line) in _crosspoints(entry, where, line_names).items():
+                if channel in crosspoints:
+                    raise TwinSpecError(f"twin spec: {where}: crosspoint {channel} wired twice")
+                crosspoints[channel] = (bus, line)
+                if bus not in buses:
+                    buses.append(bus)
+        else:
+            channels = _require(entry, "channels", where)
+            if not isinstance(channels, Mapping) or not channels:
+                raise TwinSpecError(f"twin spec: {where}.channels must map channel ids to bus names")
+            for channel, bus in channels.items():
+                bus = str(bus)
+                if bus in driven:
+                    raise TwinSpecError(
+                        f"twin spec: {where}: bus {bus!r} is already driven by {driven[bus]}"
+                    )
+                driven[bus] = f"{entry['name']}.{channel}"
+                if bus not in buses:
+                    buses.append(bus)
+
+    bench = SimulatedBench(
+        topology,
+        preset,
+        seed=int(spec.get("seed", 0)),
+        buses=buses,
+        crosspoints=crosspoints,
+        contact_resistance_ohm=float(spec.get("contact_resistance_ohm", 1.0)),
+        source_resistance_ohm=float(spec.get("source_resistance_ohm", 0.0)),
+        realtime=bool(spec.get("realtime", False)),
+    )
+
+    instruments: dict[str, SimInstrument] = {}
+    by_resource: dict[str, SimInstrument] = {}
+    for entry in entries:
+        cls = MODELS[entry["model"]]
+        if issubclass(cls, Keithley707B):
+            kwargs: dict[str, Any] = {}
+            if "cards" in entry:
+                kwargs["cards"] = int(entry["cards"])
+            if "settling_time_s" in entry:
+                kwargs["settling_time_s"] = float(entry["settling_time_s"])
+            inst = cls(entry["name"], bench, **kwargs)
+        else:
+            inst = cls(entry["name"], bench, channels=dict(entry["channels"]))
+        instruments[entry["name"]] = inst
+        by_resource[entry["resource"]] = inst
+    return Twin(bench=bench, instruments=instruments, by_resource=by_resource, spec=dict(spec))
