@@ -76,19 +76,18 @@ def _topology(spec: Mapping[str, Any]) -> Any:
         raise TwinSpecError(f"twin spec: topology must be a table, got {topo!r}")
     kind = _require(topo, "kind", "topology")
     n = _require(topo, "n", "topology")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-        raise TwinSpecError(f"twin spec: topology.n must be an integer >= 2, got {n!r}")
-    if kind == "film":
-        extra = set(topo) - {"kind", "n"}
-        if extra:
-            raise TwinSpecError(f"twin spec: topology has unknown keys {sorted(extra)} for a film")
-        return film(n)
-    if kind == "crossbar":
-        extra = set(topo) - {"kind", "n", "tied"}
-        if extra:
-            raise TwinSpecError(f"twin spec: topology has unknown keys {sorted(extra)} for a crossbar")
-        return crossbar(n, tied=bool(topo.get("tied", False)))
-    raise TwinSpecError(f"twin spec: topology.kind must be 'film' or 'crossbar', got {kind!r}")
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TwinSpecError(f"twin spec: topology.n must be an integer, got {n!r}")
+    keys = {"film": {"kind", "n"}, "crossbar": {"kind", "n", "tied"}}
+    if kind not in keys:
+        raise TwinSpecError(f"twin spec: topology.kind must be 'film' or 'crossbar', got {kind!r}")
+    extra = set(topo) - keys[kind]
+    if extra:
+        raise TwinSpecError(f"twin spec: topology has unknown keys {sorted(extra)} for a {kind}")
+    try:
+        return film(n) if kind == "film" else crossbar(n, tied=bool(topo.get("tied", False)))
+    except ValueError as exc:
+        raise TwinSpecError(f"twin spec: topology: {exc}") from None
 
 
 def _instrument_entries(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -149,7 +148,7 @@ def _crosspoints(entry: Mapping[str, Any], where: str, line_names: set[str]) -> 
 
 def build_twin(spec: Mapping[str, Any]) -> Twin:
     """Build the simulated bench and its instruments from a plain-dict spec."""
-    from . import SimulatedBench, load_preset
+    from . import PresetError, SimulatedBench, load_preset
 
     if not isinstance(spec, Mapping):
         raise TwinSpecError(f"twin spec must be a table, got {type(spec).__name__}")
@@ -157,7 +156,10 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
     if unknown:
         raise TwinSpecError(f"twin spec: unknown keys {sorted(unknown)} (known: {sorted(_TOP_KEYS)})")
     topology = _topology(spec)
-    preset = load_preset(spec.get("preset", "film-amr" if topology.kind == "film" else "crossbar-sot"))
+    try:
+        preset = load_preset(_require(spec, "preset", "the spec"))
+    except PresetError as exc:
+        raise TwinSpecError(f"twin spec: preset: {exc}") from None
     entries = _instrument_entries(spec)
     line_names = set(topology.line_names)
 
