@@ -1,0 +1,445 @@
+"""The bench file: a TOML description of one bench, validated whole before anything opens.
+
+Sections: ``[[instruments]]``, ``[buses.<name>]``, ``[array]``, ``[wiring]``, ``[limits]``,
+``[simulation]``, ``[timing]``. Types are checked field by field (pydantic), then the file
+is checked for consistency (every line wired, no crosspoint used twice, every bus backed
+by a channel, limits within what the models can do). Every error names its field.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from lab.errors import ConfigError
+from lab.models import MODELS, capability
+
+Role = Literal["drive", "sense", "guard"]
+_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstrumentConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    model: str
+    resource: str = Field(min_length=1)
+    visa_library: str | None = None  # None = the bench default ("@py")
+    timeout_ms: int = Field(5000, gt=0, le=600_000)
+    read_termination: str = "\n"
+    write_termination: str = "\n"
+    channels: tuple[str, ...] | None = None  # SMU: channels in use (default: all of the model)
+    cards: int | None = None  # matrix: installed cards, slots 1..cards
+    settling_time_s: float | None = Field(None, ge=0.0, le=1.0)  # matrix: relay settling
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v not in MODELS:
+            raise ValueError(f"unknown model {v!r}; known: {', '.join(sorted(MODELS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _fits_model(self) -> "InstrumentConfig":
+        cap = capability(self.model)
+        if cap.kind == "smu":
+            if self.cards is not None or self.settling_time_s is not None:
+                raise ValueError(f"cards/settling_time_s are for switch matrices, not the SMU {self.model}")
+            bad = [c for c in self.channels or () if c not in cap.channels]
+            if bad:
+                raise ValueError(f"channels {bad} do not exist on {self.model} (it has {list(cap.channels)})")
+        else:
+            if self.channels is not None:
+                raise ValueError(f"channels are for SMUs, not the matrix {self.model}")
+            if self.cards is None:
+                raise ValueError(f"cards: required for the matrix {self.model} (1..{cap.max_cards})")
+            if not 1 <= self.cards <= cap.max_cards:
+                raise ValueError(f"cards: {self.model} holds 1..{cap.max_cards} cards, not {self.cards}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return capability(self.model).kind
+
+    def channel_ids(self) -> tuple[str, ...]:
+        return self.channels if self.channels is not None else capability(self.model).channels
+
+
+class BusConfig(_Strict):
+    instrument: str
+    channel: str
+    role: Role
+    compliance_A: float = Field(gt=0.0)
+
+
+class ArrayConfig(_Strict):
+    topology: Literal["film", "crossbar"]
+    n: int = Field(ge=2, le=96)
+    tied: bool = False  # crossbar: row i and column i belong to neuron i
+    line_names: tuple[str, ...] | None = None  # default: C0.. (film), R0.., K0.. (crossbar)
+    g_nominal_S: float | None = Field(None, gt=0.0)  # typical device conductance, for estimates
+
+    @model_validator(mode="after")
+    def _check(self) -> "ArrayConfig":
+        if self.tied and self.topology == "film":
+            raise ValueError("tied: only a crossbar has rows and columns to tie")
+        if self.line_names is not None:
+            if len(self.line_names) != self.n_lines:
+                raise ValueError(f"line_names: {self.topology} of n={self.n} has {self.n_lines} lines, "
+                                 f"got {len(self.line_names)} names")
+            if len(set(self.line_names)) != len(self.line_names):
+                raise ValueError("line_names: names repeat")
+        return self
+
+    @property
+    def n_lines(self) -> int:
+        return self.n if self.topology == "film" else 2 * self.n
+
+    def lines(self) -> tuple[str, ...]:
+        if self.line_names is not None:
+            return self.line_names
+        if self.topology == "film":
+            return tuple(f"C{i}" for i in range(self.n))
+        return tuple(f"R{i}" for i in range(self.n)) + tuple(f"K{i}" for i in range(self.n))
+
+    def devices(self) -> np.ndarray:
+        """(D, 2) line indices per device, in the simulator's order."""
+        n = self.n
+        if self.topology == "film":
+            a, b = np.triu_indices(n, 1)
+            return np.stack([a, b], axis=1).astype(int)
+        r, c = np.divmod(np.arange(n * n), n)
+        return np.stack([r, n + c], axis=1).astype(int)
+
+    def device_cells(self) -> np.ndarray:
+        d = self.devices()
+        if self.topology == "film":
+            return d.copy()
+        return np.stack([d[:, 0], d[:, 1] - self.n], axis=1)
+
+    def neuron_lines(self) -> tuple[tuple[int, ...], ...]:
+        if self.topology == "crossbar" and self.tied:
+            return tuple((i, self.n + i) for i in range(self.n))
+        return tuple((i,) for i in range(self.n))
+
+
+class WiringConfig(_Strict):
+    matrix: str  # the switch-matrix instrument
+    rows: dict[str, str]  # bus -> matrix row letter
+    lines: dict[str, tuple[int, int]]  # line -> (slot, column)
+
+    @field_validator("rows")
+    @classmethod
+    def _letters(cls, v: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for bus, letter in v.items():
+            if len(letter) != 1 or not letter.isalpha():
+                raise ValueError(f"{bus}: row must be one letter, got {letter!r}")
+            out[bus] = letter.upper()
+        return out
+
+
+class LimitsConfig(_Strict):
+    v_max_V: float = Field(gt=0.0)  # max |V| on any line
+    power_max_W: float = Field(gt=0.0)  # max power in one device (estimated from g_max_expected_S)
+    g_max_expected_S: float = Field(gt=0.0)  # the largest conductance a device may have
+    pulse_width_max_s: float = Field(gt=0.0)  # longest time any device may see more than v_read_max_V
+    v_read_max_V: float = Field(gt=0.0)  # reads never put more than this across a device
+    v_read_default_V: float | None = Field(None, gt=0.0)  # default: half the ceiling
+    v_threshold_V: float | None = Field(None, gt=0.0)  # device switching threshold, if known
+    forbidden_lines: tuple[str, ...] = ()  # never connected to any bus
+
+    @model_validator(mode="after")
+    def _order(self) -> "LimitsConfig":
+        if self.v_read_max_V > self.v_max_V:
+            raise ValueError(f"v_read_max_V={self.v_read_max_V} exceeds v_max_V={self.v_max_V}")
+        if self.v_threshold_V is not None and self.v_read_max_V >= self.v_threshold_V:
+            raise ValueError(f"v_read_max_V={self.v_read_max_V} must stay below v_threshold_V={self.v_threshold_V}")
+        if self.v_read_default_V is not None and self.v_read_default_V > self.v_read_max_V:
+            raise ValueError(f"v_read_default_V={self.v_read_default_V} exceeds v_read_max_V={self.v_read_max_V}")
+        return self
+
+    @property
+    def v_read(self) -> float:
+        return self.v_read_default_V if self.v_read_default_V is not None else 0.5 * self.v_read_max_V
+
+
+class SimulationConfig(_Strict):
+    preset: str = "film-amr"
+    seed: int = 0
+    contact_resistance_ohm: float = Field(1.0, ge=0.0)
+    source_resistance_ohm: float = Field(0.0, ge=0.0)
+    realtime: bool = False
+
+
+class TimingConfig(_Strict):
+    nplc: float = Field(1.0, ge=0.001, le=25.0)
+    line_frequency_Hz: Literal[50, 60] = 50
+    command_latency_s: float = Field(0.001, ge=0.0, le=1.0)
+    measure_overhead_s: float = Field(0.0, ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The array and its wiring as index tables, derived once from a valid bench file."""
+
+    lines: tuple[str, ...]
+    devices: np.ndarray  # (D, 2) line indices
+    device_cells: np.ndarray  # (D, 2)
+    neuron_lines: tuple[tuple[int, ...], ...]
+    buses: tuple[str, ...]
+    roles: dict[str, str]
+    crosspoint: dict[tuple[str, int], str]  # (bus, line index) -> channel id like "1A01"
+    forbidden: frozenset[int]
+
+    def by_role(self, role: str) -> tuple[str, ...]:
+        return tuple(b for b in self.buses if self.roles[b] == role)
+
+    @cached_property
+    def owner(self) -> dict[str, tuple[str, int]]:
+        """Crosspoint -> (bus, line index)."""
+        return {xp: key for key, xp in self.crosspoint.items()}
+
+    @cached_property
+    def device_index(self) -> dict[tuple[int, int], int]:
+        out = {}
+        for k, (a, b) in enumerate(self.devices.tolist()):
+            out[(a, b)] = k
+            out[(b, a)] = k
+        return out
+
+
+class BenchConfig(_Strict):
+    name: str = "bench"
+    description: str = ""
+    simulated: bool = False  # true: this bench exists only as a simulated twin
+    instruments: tuple[InstrumentConfig, ...]
+    buses: dict[str, BusConfig]
+    array: ArrayConfig
+    wiring: WiringConfig
+    limits: LimitsConfig
+    simulation: SimulationConfig = SimulationConfig()
+    timing: TimingConfig = TimingConfig()
+
+    _text: str = PrivateAttr(default="")
+    _source: str = PrivateAttr(default="<memory>")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BenchConfig":
+        problems = _consistency(self)
+        if problems:
+            raise ValueError("\n".join(f"{f}: {m}" for f, m in problems))
+        return self
+
+    # -------------------------------------------------------------- derived
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def instrument(self, name: str) -> InstrumentConfig:
+        for inst in self.instruments:
+            if inst.name == name:
+                return inst
+        raise KeyError(name)
+
+    @property
+    def matrix(self) -> InstrumentConfig:
+        return self.instrument(self.wiring.matrix)
+
+    @cached_property
+    def layout(self) -> Layout:
+        lines = self.array.lines()
+        index = {n: i for i, n in enumerate(lines)}
+        xps = {}
+        for bus, row in self.wiring.rows.items():
+            for line, (slot, col) in self.wiring.lines.items():
+                xps[(bus, index[line])] = f"{slot}{row}{col:02d}"
+        return Layout(
+            lines=lines,
+            devices=self.array.devices(),
+            device_cells=self.array.device_cells(),
+            neuron_lines=self.array.neuron_lines(),
+            buses=tuple(self.buses),
+            roles={b: c.role for b, c in self.buses.items()},
+            crosspoint=xps,
+            forbidden=frozenset(index[n] for n in self.limits.forbidden_lines),
+        )
+
+    @property
+    def g_nominal(self) -> float:
+        return self.array.g_nominal_S or 0.5 * self.limits.g_max_expected_S
+
+
+def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
+    """Cross-field checks; each problem is (field path, message)."""
+    p: list[tuple[str, str]] = []
+    insts = {}
+    for k, inst in enumerate(cfg.instruments):
+        if inst.name in insts:
+            p.append((f"instruments[{k}].name", f"instrument name {inst.name!r} used twice"))
+        insts[inst.name] = inst
+    resources = [i.resource for i in cfg.instruments]
+    for r in {r for r in resources if resources.count(r) > 1}:
+        p.append(("instruments.resource", f"resource {r!r} given to more than one instrument"))
+
+    used: dict[tuple[str, str], str] = {}
+    for bus, b in cfg.buses.items():
+        f = f"buses.{bus}"
+        inst = insts.get(b.instrument)
+        if inst is None:
+            p.append((f"{f}.instrument", f"no instrument named {b.instrument!r} (have {sorted(insts)})"))
+            continue
+        cap = capability(inst.model)
+        if cap.kind != "smu":
+            p.append((f"{f}.instrument", f"{b.instrument!r} is a {inst.model}, not a source-meter"))
+            continue
+        if b.channel not in inst.channel_ids():
+            p.append((f"{f}.channel", f"{b.instrument} ({inst.model}) has no channel {b.channel!r} "
+                                      f"(has {list(inst.channel_ids())})"))
+        key = (b.instrument, b.channel)
+        if key in used:
+            p.append((f"{f}.channel", f"{b.instrument}:{b.channel} already backs bus {used[key]!r}"))
+        used[key] = bus
+        if b.compliance_A > cap.i_max:
+            p.append((f"{f}.compliance_A", f"{b.compliance_A} A exceeds what a {inst.model} can source "
+                                           f"({cap.i_max} A)"))
+        if cfg.limits.v_max_V > cap.v_max:
+            p.append(("limits.v_max_V", f"{cfg.limits.v_max_V} V exceeds what {b.instrument} ({inst.model}, "
+                                        f"bus {bus}) can output ({cap.v_max} V)"))
+    roles = [b.role for b in cfg.buses.values()]
+    for role in ("drive", "sense", "guard"):
+        if role not in roles:
+            p.append(("buses", f"no bus with role {role!r}: a bench needs at least one drive, sense and guard bus"))
+
+    w = cfg.wiring
+    minst = insts.get(w.matrix)
+    if minst is None:
+        p.append(("wiring.matrix", f"no instrument named {w.matrix!r}"))
+        return p
+    mcap = capability(minst.model)
+    if mcap.kind != "matrix":
+        p.append(("wiring.matrix", f"{w.matrix!r} is a {minst.model}, not a switch matrix"))
+        return p
+    letters: dict[str, str] = {}
+    for bus, letter in w.rows.items():
+        if bus not in cfg.buses:
+            p.append((f"wiring.rows.{bus}", f"no bus named {bus!r}"))
+        if letter not in mcap.rows:
+            p.append((f"wiring.rows.{bus}", f"row {letter!r} does not exist on a {minst.model} "
+                                            f"(rows {mcap.rows[0]}-{mcap.rows[-1]})"))
+        if letter in letters:
+            p.append((f"wiring.rows.{bus}", f"row {letter} already joins bus {letters[letter]!r}"))
+        letters[letter] = bus
+    for bus in cfg.buses:
+        if bus not in w.rows:
+            p.append((f"wiring.rows", f"bus {bus!r} is not wired to any matrix row"))
+
+    names = cfg.array.lines()
+    spots: dict[tuple[int, int], str] = {}
+    for line, (slot, col) in w.lines.items():
+        f = f"wiring.lines.{line}"
+        if line not in names:
+            p.append((f, f"no line named {line!r} in the {cfg.array.topology} array"))
+        if not 1 <= slot <= (minst.cards or 0):
+            p.append((f, f"slot {slot} not installed ({w.matrix} has {minst.cards} card(s))"))
+        if not 1 <= col <= mcap.columns:
+            p.append((f, f"column {col} out of 1..{mcap.columns}"))
+        if (slot, col) in spots:
+            p.append((f, f"slot {slot} column {col} already wired to line {spots[(slot, col)]!r} "
+                         f"(crosspoints would be used twice)"))
+        spots[(slot, col)] = line
+    missing = [n for n in names if n not in w.lines]
+    if missing:
+        p.append(("wiring.lines", f"line(s) not wired: {', '.join(missing)}"))
+
+    for k, line in enumerate(cfg.limits.forbidden_lines):
+        if line not in names:
+            p.append((f"limits.forbidden_lines[{k}]", f"no line named {line!r}"))
+    return p
+
+
+# ------------------------------------------------------------------ loading
+
+
+def _field_path(loc: tuple[Any, ...], data: Any) -> str:
+    """'instruments[1](smu2).timeout_ms' instead of 'instruments.1.timeout_ms'."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            try:
+                node = node[item]
+                if isinstance(node, dict) and "name" in node:
+                    label += f"({node['name']})"
+            except (IndexError, KeyError, TypeError):
+                node = None
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+            try:
+                node = node[item]
+            except (KeyError, TypeError, IndexError):
+                node = None
+    return "".join(parts) or "<file>"
+
+
+def parse_bench(data: dict[str, Any], source: str = "<memory>", text: str = "") -> BenchConfig:
+    try:
+        cfg = BenchConfig.model_validate(data)
+    except ValidationError as exc:
+        problems: list[tuple[str, str]] = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"] and "\n" in msg or ": " in msg and not err["loc"]:
+                for line in msg.splitlines():  # consistency problems carry their own field
+                    field, _, m = line.partition(": ")
+                    problems.append((field, m))
+                continue
+            problems.append((_field_path(tuple(err["loc"]), data), msg))
+        raise ConfigError(source, problems) from None
+    cfg._text = text
+    cfg._source = source
+    return cfg
+
+
+def load_bench(path_or_name: str | Path) -> BenchConfig:
+    """A bench file by path, or by the name of a shipped bench (``sim-film35``)."""
+    path = Path(path_or_name)
+    if not path.exists():
+        from sim_backend.datafiles import data_path
+
+        shipped = data_path("benches", f"{path.stem}.toml")
+        if path.suffix in ("", ".toml") and shipped.exists() and len(path.parts) == 1:
+            path = shipped
+        else:
+            raise ConfigError(str(path), [("<file>", "no such bench file")])
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [("<toml>", str(exc))]) from None
+    return parse_bench(data, str(path), text)
+
+
+def loads_bench(text: str, source: str = "<string>") -> BenchConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [("<toml>", str(exc))]) from None
+    return parse_bench(data, source, text)
+
+
+DEFAULT_BENCH = "sim-film35"

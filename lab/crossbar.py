@@ -1,0 +1,322 @@
+"""Crossbar access: device-level intentions turned into routed, cold-switched instrument actions.
+
+Buses are source-meter channels; the switch matrix joins any bus to any line. This module
+decides which line goes on which bus and in what order, and asks the
+:class:`lab.safety.GuardedActuator` (never an instrument) to do it:
+
+- apply / pulse: lines grouped by voltage level, one drive bus per distinct non-zero
+  level, the other lines on the guard bus at 0 V (or floating);
+- guarded read: the selected line on a drive bus at v_read, measured lines on sense buses
+  at 0 V, every other line on the guard bus at 0 V, so each sense current is exactly
+  v_read·G of one device (no sneak path). A sense group is held while the drive line
+  steps through its partners: 4 relay operations measure one device per sense bus;
+- floating read: only the selected pair connected (what a naive two-probe read does; its
+  sneak-path error is the proof the guard is needed);
+- multiply: the measured neuron at virtual ground on a sense bus, every other neuron at
+  s_j·v_read, so I_i = v_read Σ_j G_ij s_j.
+
+Relays change only with every source at 0 V, as a diff (open what must open, then close
+what must close), which also makes every change break-before-make.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from lab.config import BenchConfig
+from lab.errors import RoutingError
+from lab.operations import ApplyResult, MatrixResult, MultiplyResult, PairResult
+from lab.safety import GuardedActuator
+
+log = logging.getLogger("hopbench.crossbar")
+
+Route = dict[int, str]  # line index -> bus
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    """One relay configuration of a matrix read: ``drive`` at v_read, ``targets`` measured."""
+
+    drive: int
+    sense: tuple[tuple[str, int], ...]  # (sense bus, line) held at 0 V for the whole group
+    targets: tuple[tuple[str, int, int], ...]  # (sense bus, line, device index) to measure
+
+
+def plan_guarded_reads(config: BenchConfig, devices: Sequence[int]) -> list[ReadConfig]:
+    """Relay configurations covering ``devices`` with the guarded scheme, few relay changes.
+
+    Lines are taken S at a time (S = sense buses) as a sense group; every line outside the
+    group that shares a device with it is then driven in turn, so between two
+    configurations only the drive line changes (4 relay operations for S devices).
+    Devices inside a group are read last, driving each member against the others.
+    """
+    lay = config.layout
+    sense_buses = lay.by_role("sense")
+    n_s = len(sense_buses)
+    partners: dict[int, dict[int, int]] = {}
+    for d in devices:
+        a, b = (int(x) for x in lay.devices[int(d)])
+        partners.setdefault(a, {})[b] = int(d)
+        partners.setdefault(b, {})[a] = int(d)
+    if config.array.topology == "crossbar":  # columns as sense groups: no column-column devices
+        n = config.array.n
+        order = [x for x in range(n, 2 * n) if x in partners] + [x for x in range(n) if x in partners]
+    else:
+        order = sorted(partners)
+    configs: list[ReadConfig] = []
+
+    def take(a: int, b: int) -> int:
+        d = partners[a].pop(b)
+        partners[b].pop(a)
+        return d
+
+    for start in range(0, len(order), n_s):
+        group = order[start:start + n_s]
+        if not any(partners[m] for m in group):
+            continue
+        slot = {m: sense_buses[j] for j, m in enumerate(group)}
+        sense = tuple((slot[m], m) for m in group)
+        gset = set(group)
+        for d_line in order:
+            if d_line in gset:
+                continue
+            targets = tuple((slot[m], m, take(d_line, m)) for m in group if m in partners[d_line])
+            if targets:
+                configs.append(ReadConfig(d_line, sense, targets))
+        for k, a in enumerate(group):
+            targets = tuple((slot[m], m, take(a, m)) for m in group[k + 1:] if m in partners[a])
+            if targets:
+                rest = tuple((bus, m) for bus, m in sense if m != a)
+                configs.append(ReadConfig(a, rest, targets))
+    return configs
+
+
+def plan_floating_reads(config: BenchConfig, devices: Sequence[int]) -> list[ReadConfig]:
+    """One device per configuration, only its two lines connected; shared drive lines kept."""
+    lay = config.layout
+    sense_bus = lay.by_role("sense")[0]
+    pairs = sorted((tuple(int(x) for x in lay.devices[int(d)]), int(d)) for d in devices)
+    return [ReadConfig(a, ((sense_bus, b),), ((sense_bus, b, d),)) for (a, b), d in pairs]
+
+
+def cells_matrix(config: BenchConfig, values: np.ndarray) -> np.ndarray:
+    """(n_neurons, n_neurons) by device cell; a film's matrix is symmetric."""
+    n = config.array.n
+    m = np.full((n, n), np.nan)
+    cells = config.layout.device_cells
+    m[cells[:, 0], cells[:, 1]] = values
+    if config.array.topology == "film":
+        m[cells[:, 1], cells[:, 0]] = values
+    return m
+
+
+class Crossbar:
+    """Routes operations over the guarded actuator; owns no instrument."""
+
+    def __init__(self, actuator: GuardedActuator, config: BenchConfig) -> None:
+        self.act = actuator
+        self.config = config
+        self.layout = lay = config.layout
+        self.drive = lay.by_role("drive")
+        self.sense = lay.by_role("sense")
+        self.guard_bus = lay.by_role("guard")[0]
+        self.compliance_events = 0
+
+    # ------------------------------------------------------------ basics
+    def prepare(self) -> None:
+        """From a safe bench (everything off and open): limits, integration time, outputs on at 0 V."""
+        nplc = self.config.timing.nplc
+        for bus, b in self.config.buses.items():
+            self.act.set_compliance(bus, b.compliance_A)
+            self.act.set_nplc(bus, nplc)
+        for bus in self.layout.buses:
+            self.act.set_output(bus, True)
+
+    def zero(self) -> None:
+        for bus in self.layout.buses:
+            self.act.set_level(bus, 0.0)
+
+    def configure(self, route: Route, levels: dict[str, float]) -> None:
+        """Route lines onto buses (cold), then set the bus levels; unlisted buses stay at 0 V."""
+        target = {self.layout.crosspoint[(bus, line)] for line, bus in route.items()}
+        if target != self.act.closed:
+            self.zero()
+            self.act.switch(target)
+        for bus in self.layout.buses:
+            if bus not in levels:
+                self.act.set_level(bus, 0.0)
+        for bus, v in levels.items():
+            self.act.set_level(bus, v)
+
+    def _ground_rest(self, route: Route, others: str = "ground") -> Route:
+        if others == "ground":
+            for line in range(len(self.layout.lines)):
+                if line not in route and line not in self.layout.forbidden:
+                    route[line] = self.guard_bus
+        return route
+
+    def plan_levels(self, volts: dict[int, float], others: str = "ground") -> tuple[Route, dict[str, float]]:
+        """Lines grouped by level onto drive buses (highest level first), zeros on the guard bus."""
+        levels = sorted({round(float(v), 9) for v in volts.values() if v != 0.0}, reverse=True)
+        if len(levels) > len(self.drive):
+            raise RoutingError("line_voltages", f"{len(levels)} distinct non-zero levels {levels} need as many "
+                               f"drive buses; the bench has {len(self.drive)} ({', '.join(self.drive)})")
+        bus_of = {v: self.drive[k] for k, v in enumerate(levels)}
+        route: Route = {}
+        for line, v in volts.items():
+            route[int(line)] = bus_of[round(float(v), 9)] if v != 0.0 else self.guard_bus
+        return self._ground_rest(route, others), {bus_of[v]: v for v in levels}
+
+    def _line_array(self) -> np.ndarray:
+        return self.act.line_voltages()
+
+    # ------------------------------------------------------------ writes
+    def apply(self, volts: dict[int, float], duration_s: float, others: str = "ground") -> ApplyResult:
+        route, levels = self.plan_levels(volts, others)
+        self.configure(route, {})
+        for bus, v in levels.items():
+            self.act.set_level(bus, v)
+        line_v = self._line_array()
+        t_meas = len(levels) * self.act.timing.measure_s
+        currents: dict[str, float] = {}
+        if levels and duration_s >= t_meas:
+            self.act.hold(duration_s - t_meas)
+            for bus in levels:
+                currents[bus] = float(self._reading(bus).current)
+        else:
+            self.act.hold(duration_s)
+        self.zero()
+        return ApplyResult(line_v, float(duration_s), currents)
+
+    def pulse(self, volts: dict[int, float], width_s: float, count: int = 1, period_s: float | None = None,
+              others: str = "ground") -> ApplyResult:
+        route, levels = self.plan_levels(volts, others)
+        self.configure(route, {})
+        period = period_s if period_s is not None else 2 * width_s
+        gap = max(period - width_s, 0.0)
+        line_v = None
+        for k in range(count):
+            if len(levels) == 1:
+                (bus, v), = levels.items()
+                self.act.pulse(bus, v, width_s)
+            else:
+                for bus, v in levels.items():
+                    self.act.set_level(bus, v)
+                if line_v is None:
+                    line_v = self._line_array()
+                self.act.hold(width_s)
+                self.zero()
+            if k < count - 1:
+                self.act.hold(gap)
+        if line_v is None:  # single-bus pulses: report the levels the lines saw
+            line_v = self._line_array()
+            for line, bus in route.items():
+                if bus in levels:
+                    line_v[line] = levels[bus]
+        return ApplyResult(line_v, float(width_s) * count, {})
+
+    def wait(self, seconds: float) -> None:
+        self.zero()
+        self.act.hold(seconds)
+
+    # ------------------------------------------------------------ reads
+    def _reading(self, bus: str):  # noqa: ANN202 - a driver's reading object
+        r = self.act.measure(bus)
+        if getattr(r, "compliance", False):
+            self.compliance_events += 1
+            log.warning("bus %s hit its current limit during a measurement (%.3g A)", bus, r.current)
+        return r
+
+    def _sample(self, bus: str, v_read: float, repeats: int) -> tuple[float, float, float]:
+        """(G, its standard error, mean current) from ``repeats`` readings of a sense bus."""
+        g = []
+        i_mean = []
+        for _ in range(repeats):
+            r = self._reading(bus)
+            if getattr(r, "compliance", False):
+                g.append(np.nan)
+            else:
+                g.append(-float(r.current) / v_read)  # current flows into the sense source
+            i_mean.append(float(r.current))
+        arr = np.asarray(g)
+        std = float(np.std(arr, ddof=1) / np.sqrt(repeats)) if repeats > 1 else 0.0
+        return float(np.mean(arr)), std, float(np.mean(i_mean))
+
+    def _run_configs(self, configs: list[ReadConfig], v_read: float, repeats: int, guarded: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n_dev = len(self.layout.devices)
+        g = np.full(n_dev, np.nan)
+        g_std = np.full(n_dev, np.nan)
+        cur = np.full(n_dev, np.nan)
+        drive = self.drive[0]
+        for c in configs:
+            route: Route = {c.drive: drive}
+            for bus, line in c.sense:
+                route[line] = bus
+            if guarded:
+                self._ground_rest(route)
+            self.configure(route, {drive: v_read})
+            for bus, _line, dev in c.targets:
+                g[dev], g_std[dev], cur[dev] = self._sample(bus, v_read, repeats)
+        self.zero()
+        return g, g_std, cur
+
+    def read_pair(self, a: int, b: int, v_read: float, repeats: int = 1, scheme: str = "guarded") -> PairResult:
+        dev = self.layout.device_index[(a, b)]
+        bus = self.sense[0]
+        config = ReadConfig(a, ((bus, b),), ((bus, b, dev),))
+        g, g_std, cur = self._run_configs([config], v_read, repeats, scheme == "guarded")
+        return PairResult(float(g[dev]), float(g_std[dev]), float(cur[dev]), v_read)
+
+    def read_matrix(self, devices: Iterable[int] | None, v_read: float, repeats: int = 1,
+                    scheme: str = "guarded") -> MatrixResult:
+        forbidden = self.layout.forbidden
+        if devices is None:
+            devices = [k for k, (a, b) in enumerate(self.layout.devices.tolist())
+                       if a not in forbidden and b not in forbidden]
+        devices = list(devices)
+        if scheme == "guarded":
+            configs = plan_guarded_reads(self.config, devices)
+        else:
+            configs = plan_floating_reads(self.config, devices)
+        g, g_std, _ = self._run_configs(configs, v_read, repeats, scheme == "guarded")
+        return MatrixResult(g, g_std, cells_matrix(self.config, g), cells_matrix(self.config, g_std), v_read)
+
+    # ------------------------------------------------------------ multiply
+    def multiply(self, pattern: Sequence[int], neurons: Sequence[int] | None, v_read: float) -> MultiplyResult:
+        n = self.config.array.n
+        s = np.asarray(pattern, dtype=float)
+        currents = np.full(n, np.nan)
+        wanted = list(range(n)) if neurons is None else [int(i) for i in neurons]
+        levels = {+1: v_read, -1: -v_read}
+        signs = sorted({int(x) for x in pattern}, reverse=True)
+        if len(signs) > len(self.drive):
+            raise RoutingError("multiply.pattern", f"a mixed ±1 pattern needs 2 drive buses; the bench has "
+                               f"{len(self.drive)}")
+        bus_of = {sgn: self.drive[k] for k, sgn in enumerate(signs)}
+        bus_levels = {bus_of[sgn]: levels[sgn] for sgn in signs}
+        lay = self.layout
+        if self.config.array.topology == "crossbar" and not self.config.array.tied:
+            # rows are the inputs, each column a virtual-ground output: I_j = v Σ_i G_ij s_i
+            for start in range(0, len(wanted), len(self.sense)):
+                chunk = wanted[start:start + len(self.sense)]
+                route: Route = {i: bus_of[int(s[i])] for i in range(n)}
+                for bus, j in zip(self.sense, chunk):
+                    route[n + j] = bus
+                self.configure(self._ground_rest(route), bus_levels)
+                for bus, j in zip(self.sense, chunk):
+                    currents[j] = -float(self._reading(bus).current)
+        else:
+            sense = self.sense[0]
+            for i in wanted:
+                route = {}
+                for j, lines in enumerate(lay.neuron_lines):
+                    for line in lines:
+                        route[line] = sense if j == i else bus_of[int(s[j])]
+                self.configure(self._ground_rest(route), bus_levels)
+                currents[i] = -float(self._reading(sense).current)
+        self.zero()
+        return MultiplyResult(currents, s.copy(), v_read)

@@ -1,0 +1,508 @@
+"""Safety, in one place: every instrument action is checked here before it is sent.
+
+The crossbar layer never holds an instrument. It gets a :class:`GuardedActuator`, whose
+every method first asks the :class:`SafetyGuard` (which tracks what the bench is doing:
+levels, outputs, closed relays, time spent above the read ceiling) and only then calls
+the backend. The runner alone sets the guard's scope (read or write) from the operation
+it is executing, so a read can never put more than the read ceiling across a device.
+
+Operation-level checks (:func:`check_operation`) reject bad protocol parameters with
+messages naming the parameter before any action is planned; the action-level checks
+below are the authority that nothing gets around.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
+
+import numpy as np
+
+from lab.config import BenchConfig, Layout
+from lab.errors import CleanupError, RetryPolicy, RoutingError, SafetyError
+from lab.operations import Apply, Multiply, Operation, Pulse, ReadMatrix, ReadPair, Wait
+from lab.timing import Clock, TimingModel
+
+log = logging.getLogger("hopbench.safety")
+
+Scope = Literal["idle", "read", "write"]
+_TOL = 1e-9
+
+
+class Backend(Protocol):
+    """What actually executes actions: the instruments, or a paper bench in a dry check."""
+
+    clock: Clock
+
+    def set_voltage(self, bus: str, volts: float) -> None: ...
+    def set_current_limit(self, bus: str, amps: float) -> None: ...
+    def set_nplc(self, bus: str, nplc: float) -> None: ...
+    def set_output(self, bus: str, on: bool) -> None: ...
+    def measure(self, bus: str) -> Any: ...  # .voltage .current .compliance
+    def pulse(self, bus: str, volts: float, width_s: float) -> None: ...
+    def close(self, crosspoints: Iterable[str]) -> None: ...
+    def open(self, crosspoints: Iterable[str]) -> None: ...
+    def open_all(self) -> None: ...
+
+
+class SafetyGuard:
+    """The bench limits and what the bench is doing now, as far as commands sent tell."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.layout: Layout = config.layout
+        lay = self.layout
+        self.bus_index = {b: k for k, b in enumerate(lay.buses)}
+        self.compliance_max = {b: c.compliance_A for b, c in config.buses.items()}
+        self._owner_bus = {xp: self.bus_index[b] for xp, (b, _) in lay.owner.items()}
+        self._owner_line = {xp: line for xp, (_, line) in lay.owner.items()}
+        self._dev_a = lay.devices[:, 0]
+        self._dev_b = lay.devices[:, 1]
+        self.scope: Scope = "idle"
+        self.reset_state()
+
+    # -------------------------------------------------------------- state
+    def reset_state(self) -> None:
+        """What a freshly made-safe bench looks like."""
+        self.levels = {b: 0.0 for b in self.layout.buses}
+        self.outputs = {b: False for b in self.layout.buses}
+        self.compliance: dict[str, float | None] = {b: None for b in self.layout.buses}
+        self.closed: set[str] = set()
+        self.write_elapsed = 0.0
+
+    @contextmanager
+    def scoped(self, scope: Scope) -> Iterator[None]:
+        old, self.scope = self.scope, scope
+        try:
+            yield
+        finally:
+            self.scope = old
+
+    @property
+    def ceiling(self) -> float:
+        """Largest voltage any device may see in the present scope."""
+        return math.inf if self.scope == "write" else self.limits.v_read_max_V
+
+    def line_voltages(self, levels: Mapping[str, float] | None = None,
+                      closed: Iterable[str] | None = None) -> np.ndarray:
+        """(n_lines,) V per line; NaN where a line floats (no relay, or its bus output off)."""
+        levels = self.levels if levels is None else levels
+        v = np.full(len(self.layout.lines), np.nan)
+        for xp in self.closed if closed is None else closed:
+            bus = self.layout.buses[self._owner_bus[xp]]
+            if self.outputs[bus]:
+                v[self._owner_line[xp]] = levels[bus]
+        return v
+
+    def device_voltage_bound(self, line_v: np.ndarray) -> np.ndarray:
+        """(D,) the largest |V| each device can see; a floating line lies between the driven extremes."""
+        driven = np.isfinite(line_v)
+        if not driven.any():
+            return np.zeros(len(self._dev_a))
+        lo, hi = float(np.min(line_v[driven])), float(np.max(line_v[driven]))
+        l_lo = np.where(driven, line_v, lo)
+        l_hi = np.where(driven, line_v, hi)
+        a, b = self._dev_a, self._dev_b
+        return np.maximum(l_hi[a] - l_lo[b], l_hi[b] - l_lo[a])
+
+    # -------------------------------------------------------------- checks
+    def _check_devices(self, line_v: np.ndarray, what: str) -> float:
+        dv = self.device_voltage_bound(line_v)
+        worst = int(np.argmax(dv)) if dv.size else 0
+        vmax = float(dv[worst]) if dv.size else 0.0
+        a, b = (self.layout.lines[i] for i in self.layout.devices[worst]) if dv.size else ("", "")
+        if vmax > self.ceiling + _TOL:
+            raise SafetyError("limits.v_read_max_V", f"{what} would put {vmax:.4g} V across device {a}-{b}, "
+                              f"above the read ceiling {self.limits.v_read_max_V} V in a {self.scope} operation")
+        p = vmax * vmax * self.limits.g_max_expected_S
+        if p > self.limits.power_max_W * (1 + 1e-9):
+            raise SafetyError("limits.power_max_W", f"{what} would dissipate up to {p:.3g} W in device {a}-{b} "
+                              f"({vmax:.4g} V at g_max_expected_S={self.limits.g_max_expected_S} S), "
+                              f"above {self.limits.power_max_W} W")
+        return vmax
+
+    def writing(self, line_v: np.ndarray | None = None) -> bool:
+        v = self.line_voltages() if line_v is None else line_v
+        dv = self.device_voltage_bound(v)
+        return bool(dv.size) and float(dv.max()) > self.limits.v_read_max_V + _TOL
+
+    def check_level(self, bus: str, volts: float) -> None:
+        self._known(bus)
+        if not math.isfinite(volts) or abs(volts) > self.limits.v_max_V + _TOL:
+            raise SafetyError("limits.v_max_V", f"bus {bus}: {volts} V exceeds the line limit "
+                              f"±{self.limits.v_max_V} V")
+        if volts != 0.0 and not self.outputs[bus]:
+            raise SafetyError(f"buses.{bus}", "a level is only set with the output on (outputs turn on at 0 V)")
+        levels = dict(self.levels)
+        levels[bus] = volts
+        self._check_devices(self.line_voltages(levels), f"bus {bus} at {volts} V")
+
+    def check_pulse(self, bus: str, volts: float, width_s: float) -> None:
+        if not (width_s > 0 and width_s <= self.limits.pulse_width_max_s * (1 + 1e-9)):
+            raise SafetyError("limits.pulse_width_max_s", f"pulse width {width_s} s on bus {bus} is not in "
+                              f"(0, {self.limits.pulse_width_max_s}] s")
+        self.check_level(bus, volts)
+
+    def check_hold(self, seconds: float) -> None:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise SafetyError("duration", f"cannot hold for {seconds} s")
+        if self.writing() and self.write_elapsed + seconds > self.limits.pulse_width_max_s * (1 + 1e-9):
+            raise SafetyError("limits.pulse_width_max_s", f"devices would stay above the read ceiling for "
+                              f"{self.write_elapsed + seconds:.4g} s, longer than "
+                              f"{self.limits.pulse_width_max_s} s")
+
+    def check_compliance(self, bus: str, amps: float) -> None:
+        self._known(bus)
+        cmax = self.compliance_max[bus]
+        if not (0 < amps <= cmax * (1 + 1e-9)):
+            raise SafetyError(f"buses.{bus}.compliance_A", f"current limit {amps} A not in (0, {cmax}] A")
+
+    def check_output(self, bus: str, on: bool) -> None:
+        self._known(bus)
+        if on and self.compliance[bus] is None:
+            raise SafetyError(f"buses.{bus}.compliance_A", "output on before its current limit was set")
+        if on and self.levels[bus] != 0.0:
+            raise SafetyError(f"buses.{bus}", f"output on at {self.levels[bus]} V; outputs turn on at 0 V only")
+
+    def check_switch(self, target: set[str]) -> None:
+        hot = [b for b in self.layout.buses if self.outputs[b] and self.levels[b] != 0.0]
+        if hot:
+            raise SafetyError("cold switching", f"relays change only with every source at 0 V; "
+                              f"{', '.join(f'{b}={self.levels[b]} V' for b in hot)}")
+        per_line: dict[int, str] = {}
+        for xp in target:
+            if xp not in self._owner_line:
+                raise SafetyError("wiring", f"crosspoint {xp} joins no bus to any line of this bench")
+            line = self._owner_line[xp]
+            name = self.layout.lines[line]
+            if line in self.layout.forbidden:
+                raise SafetyError("limits.forbidden_lines", f"line {name} must never be connected ({xp})")
+            if line in per_line:
+                raise SafetyError("two sources on one line", f"line {name} would join buses "
+                                  f"{self.layout.owner[per_line[line]][0]} and {self.layout.owner[xp][0]}")
+            per_line[line] = xp
+
+    def _known(self, bus: str) -> None:
+        if bus not in self.bus_index:
+            raise SafetyError("buses", f"no bus named {bus!r}")
+
+
+class GuardedActuator:
+    """The only way the crossbar layer reaches instruments: every call is checked first.
+
+    Counts commands, relay operations and the timing model's bench time; charges each
+    command's latency to the clock (a no-op on a real bench, where it passes by itself).
+    """
+
+    def __init__(self, guard: SafetyGuard, backend: Backend, timing: TimingModel,
+                 retry: RetryPolicy | None = None) -> None:
+        self._guard = guard
+        self._backend = backend
+        self.timing = timing
+        self.clock = backend.clock
+        self.retry = retry or RetryPolicy()
+        self.layout = guard.layout
+        self.limits = guard.limits
+        self.commands = 0
+        self.relay_operations = 0
+        self.measurements = 0
+        self.retries = 0
+        self.estimated_s = 0.0
+
+    # -- read-only views for the crossbar
+    @property
+    def closed(self) -> frozenset[str]:
+        return frozenset(self._guard.closed)
+
+    def level(self, bus: str) -> float:
+        return self._guard.levels[bus]
+
+    def output(self, bus: str) -> bool:
+        return self._guard.outputs[bus]
+
+    def line_voltages(self) -> np.ndarray:
+        return self._guard.line_voltages()
+
+    # -- accounting
+    def _spent(self, seconds: float, charge: float = 0.0) -> None:
+        """``seconds`` of bench time by the model; ``charge`` of it not simulated elsewhere."""
+        self.estimated_s += seconds
+        if self._guard.writing():
+            self._guard.write_elapsed += seconds
+        if charge > 0:
+            self.clock.charge(charge)
+
+    def _command(self) -> None:
+        self.commands += 1
+        self._spent(self.timing.command_s, self.timing.command_s)
+
+    # -- actions
+    def set_level(self, bus: str, volts: float) -> None:
+        volts = float(volts)
+        if self._guard.levels[bus] == volts:
+            return
+        self._guard.check_level(bus, volts)
+        was_writing = self._guard.writing()
+        self._guard.levels[bus] = volts  # assumed applied even if the send fails: stricter checks later
+        self._backend.set_voltage(bus, volts)
+        if not self._guard.writing():
+            self._guard.write_elapsed = 0.0
+        elif not was_writing:
+            self._guard.write_elapsed = 0.0
+        self._command()
+
+    def set_compliance(self, bus: str, amps: float) -> None:
+        self._guard.check_compliance(bus, amps)
+        self._backend.set_current_limit(bus, amps)
+        self._guard.compliance[bus] = amps
+        self._command()
+
+    def set_nplc(self, bus: str, nplc: float) -> None:
+        self._guard._known(bus)
+        self._backend.set_nplc(bus, nplc)
+        self._command()
+
+    def set_output(self, bus: str, on: bool) -> None:
+        self._guard.check_output(bus, on)
+        if on:
+            self._guard.outputs[bus] = True  # a failed send may still have turned it on
+            self._backend.set_output(bus, True)
+        else:
+            self._backend.set_output(bus, False)
+            self._guard.outputs[bus] = False
+        self._command()
+
+    def measure(self, bus: str) -> Any:
+        """A reading of ``bus``; a timeout is retried (a measurement changes nothing)."""
+        self._guard._known(bus)
+        if not self._guard.outputs[bus]:
+            raise SafetyError(f"buses.{bus}", "measuring a bus whose output is off")
+        self._guard.check_hold(self.timing.integration_s)
+
+        def on_retry(attempt: int, exc: BaseException) -> None:
+            self.retries += 1
+            log.warning("measure on bus %s timed out (attempt %d): %s; retrying", bus, attempt, exc)
+
+        reading = self.retry.call(lambda: self._backend.measure(bus), on_retry)
+        self.measurements += 1
+        self.commands += 1
+        # the integration itself advanced a simulated clock; only the latency is charged here
+        self._spent(self.timing.measure_s, self.timing.command_s + self.timing.measure_overhead_s)
+        return reading
+
+    def pulse(self, bus: str, volts: float, width_s: float) -> None:
+        """One pulse on one bus, timed by its driver; the bus returns to 0 V."""
+        if self._guard.levels[bus] != 0.0:
+            raise SafetyError(f"buses.{bus}", "a pulse starts from 0 V")
+        self._guard.check_pulse(bus, float(volts), float(width_s))
+        self._guard.levels[bus] = float(volts)
+        try:
+            self._backend.pulse(bus, float(volts), float(width_s))
+        except BaseException:
+            raise  # level stays recorded as non-zero: relays stay locked until cleanup
+        self._guard.levels[bus] = 0.0
+        self._guard.write_elapsed = 0.0
+        self.commands += 2
+        self.estimated_s += self.timing.pulse_s(width_s)
+        self.clock.charge(2 * self.timing.command_s)
+
+    def hold(self, seconds: float) -> None:
+        """Let ``seconds`` pass at the present levels."""
+        self._guard.check_hold(seconds)
+        self.clock.sleep(seconds)
+        self._spent(seconds)
+
+    def switch(self, target: Iterable[str]) -> int:
+        """Make exactly ``target`` closed: open what must open, then close what must close."""
+        target = set(target)
+        self._guard.check_switch(target)
+        to_open = sorted(self._guard.closed - target)
+        to_close = sorted(target - self._guard.closed)
+        if to_open:
+            self._backend.open(to_open)
+            self._guard.closed.difference_update(to_open)
+            self._relays(len(to_open))
+        if to_close:
+            self._guard.closed.update(to_close)  # assumed closed even if the send fails
+            self._backend.close(to_close)
+            self._relays(len(to_close))
+        return len(to_open) + len(to_close)
+
+    def open_all(self) -> None:
+        self._guard.check_switch(set())
+        self._backend.open_all()
+        n = len(self._guard.closed)
+        self._guard.closed.clear()
+        self._relays(n)
+
+    def _relays(self, n: int) -> None:
+        self.relay_operations += n
+        self.commands += 1
+        # a simulated matrix advances its own clock by the settling time
+        self._spent(self.timing.relay_s, self.timing.command_s)
+
+
+# ------------------------------------------------------------------ cleanup
+
+
+def make_safe(channels: Mapping[str, Any], matrix: Any | None,
+              logger: logging.Logger | None = None) -> list[tuple[str, BaseException]]:
+    """Sources to 0 V, outputs off, relays open — in that order, every step attempted.
+
+    ``channels`` maps bus names to source-meter channels; returns the failed steps.
+    Nothing here is checked by the guard: each step only makes the bench safer.
+    """
+    logger = logger or log
+    errors: list[tuple[str, BaseException]] = []
+
+    def attempt(step: str, fn: Any) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - collected, the next step still runs
+            logger.error("cleanup step %s failed: %s: %s", step, type(exc).__name__, exc)
+            errors.append((step, exc))
+
+    for bus, ch in channels.items():
+        attempt(f"{bus}: source to 0 V", lambda ch=ch: ch.set_voltage(0.0))
+    for bus, ch in channels.items():
+        attempt(f"{bus}: output off", lambda ch=ch: ch.set_output(False))
+    if matrix is not None:
+        attempt("matrix: open all relays", matrix.open_all)
+    return errors
+
+
+def raise_if_failed(errors: list[tuple[str, BaseException]]) -> None:
+    if errors:
+        raise CleanupError(errors)
+
+
+# ------------------------------------------------------------------ operation checks
+
+
+def effective_v_read(op: Operation, config: BenchConfig) -> float:
+    """The read voltage an operation will use (its own, or the bench default)."""
+    lim = config.limits
+    v = getattr(op, "v_read", None)
+    if isinstance(op, Multiply):
+        mixed = len({int(s) for s in op.pattern}) > 1
+        if v is None:
+            return min(lim.v_read, lim.v_read_max_V / 2) if mixed else lim.v_read
+        return float(v)
+    return lim.v_read if v is None else float(v)
+
+
+def check_operation(op: Operation, config: BenchConfig) -> None:
+    """Reject an operation whose parameters cannot be safe on this bench; names the parameter."""
+    lay = config.layout
+    lim = config.limits
+    kind = op.kind
+    n_lines = len(lay.lines)
+    n_drive = len(lay.by_role("drive"))
+
+    def line_name(i: int) -> str:
+        return lay.lines[i] if 0 <= i < n_lines else str(i)
+
+    def check_line(i: Any, field: str) -> int:
+        if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < n_lines:
+            raise SafetyError(f"{kind}.{field}", f"line {i!r} is not a line index 0..{n_lines - 1}")
+        if int(i) in lay.forbidden:
+            raise SafetyError(f"{kind}.{field}", f"line {line_name(int(i))} is in limits.forbidden_lines")
+        return int(i)
+
+    def check_v_read(v: float, ceiling: float, why: str = "") -> None:
+        if not (math.isfinite(v) and 0 < v <= ceiling * (1 + 1e-9)):
+            raise SafetyError(f"{kind}.v_read", f"{v} V not in (0, {ceiling:.4g}] V{why} (limits.v_read_max_V="
+                              f"{lim.v_read_max_V} V)")
+
+    if isinstance(op, (Apply, Pulse)):
+        volts = op.voltages()
+        for i, v in volts.items():
+            check_line(i, "line_voltages")
+            if not math.isfinite(v) or abs(v) > lim.v_max_V + _TOL:
+                raise SafetyError(f"{kind}.line_voltages", f"{v} V on line {line_name(i)} exceeds "
+                                  f"limits.v_max_V=±{lim.v_max_V} V")
+        if op.others not in ("ground", "float"):
+            raise SafetyError(f"{kind}.others", f"must be 'ground' or 'float', got {op.others!r}")
+        levels = {round(v, 9) for v in volts.values() if v != 0.0}
+        if len(levels) > n_drive:
+            raise RoutingError(f"{kind}.line_voltages", f"{len(levels)} distinct non-zero levels "
+                               f"{sorted(levels)} but the bench has {n_drive} drive bus(es)")
+        line_v = np.full(n_lines, 0.0 if op.others == "ground" else np.nan)
+        for i in lay.forbidden:
+            line_v[i] = np.nan
+        for i, v in volts.items():
+            line_v[i] = v
+        guard = SafetyGuard(config)
+        guard.scope = "write"
+        dv = guard.device_voltage_bound(line_v)
+        vmax = float(dv.max()) if dv.size else 0.0
+        p = vmax * vmax * lim.g_max_expected_S
+        if p > lim.power_max_W * (1 + 1e-9):
+            k = int(np.argmax(dv))
+            a, b = (line_name(int(x)) for x in lay.devices[k])
+            raise SafetyError(f"{kind}.line_voltages", f"device {a}-{b} would see {vmax:.4g} V and dissipate up "
+                              f"to {p:.3g} W > limits.power_max_W={lim.power_max_W} W")
+        writing = vmax > lim.v_read_max_V + _TOL
+        if isinstance(op, Apply):
+            if not math.isfinite(op.duration_s) or op.duration_s < 0:
+                raise SafetyError("apply.duration_s", f"{op.duration_s} s is not a duration")
+            if writing and op.duration_s > lim.pulse_width_max_s * (1 + 1e-9):
+                raise SafetyError("apply.duration_s", f"{op.duration_s} s above the read ceiling exceeds "
+                                  f"limits.pulse_width_max_s={lim.pulse_width_max_s} s (use a Pulse train)")
+        else:
+            if not (math.isfinite(op.width_s) and 0 < op.width_s <= lim.pulse_width_max_s * (1 + 1e-9)):
+                raise SafetyError("pulse.width_s", f"{op.width_s} s not in (0, limits.pulse_width_max_s="
+                                  f"{lim.pulse_width_max_s}] s")
+            if not isinstance(op.count, (int, np.integer)) or op.count < 1:
+                raise SafetyError("pulse.count", f"{op.count!r} is not a positive count")
+            if not (math.isfinite(op.period) and op.period >= op.width_s):
+                raise SafetyError("pulse.period_s", f"{op.period_s} s is shorter than the width {op.width_s} s")
+    elif isinstance(op, ReadPair):
+        a = check_line(op.a, "a")
+        b = check_line(op.b, "b")
+        if (a, b) not in lay.device_index:
+            raise SafetyError(f"{kind}.b", f"no device joins lines {line_name(a)} and {line_name(b)}")
+        check_v_read(effective_v_read(op, config), lim.v_read_max_V)
+        _check_repeats_scheme(op)
+    elif isinstance(op, ReadMatrix):
+        if op.devices is not None:
+            n_dev = len(lay.devices)
+            for d in op.devices:
+                if not isinstance(d, (int, np.integer)) or not 0 <= int(d) < n_dev:
+                    raise SafetyError("read_matrix.devices", f"{d!r} is not a device index 0..{n_dev - 1}")
+                for line in lay.devices[int(d)]:
+                    if int(line) in lay.forbidden:
+                        raise SafetyError("read_matrix.devices", f"device {d} touches forbidden line "
+                                          f"{line_name(int(line))}")
+        check_v_read(effective_v_read(op, config), lim.v_read_max_V)
+        _check_repeats_scheme(op)
+    elif isinstance(op, Multiply):
+        n = len(lay.neuron_lines)
+        if len(op.pattern) != n or any(s not in (1, -1) for s in op.pattern):
+            raise SafetyError("multiply.pattern", f"needs {n} values of ±1, got {list(op.pattern)[:8]}"
+                              f"{'...' if len(op.pattern) > 8 else ''} ({len(op.pattern)} values)")
+        for i in op.neurons or ():
+            if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < n:
+                raise SafetyError("multiply.neurons", f"{i!r} is not a neuron index 0..{n - 1}")
+        for i, lines in enumerate(lay.neuron_lines):
+            for line in lines:
+                if line in lay.forbidden:
+                    raise SafetyError("multiply.pattern", f"neuron {i} owns forbidden line {line_name(line)}")
+        signs = {int(s) for s in op.pattern}
+        mixed = len(signs) > 1
+        check_v_read(effective_v_read(op, config), lim.v_read_max_V / 2 if mixed else lim.v_read_max_V,
+                     " (a mixed pattern puts 2·v_read across devices)" if mixed else "")
+        if len(signs) > n_drive:
+            raise RoutingError("multiply.pattern", f"a mixed ±1 pattern needs 2 drive buses, the bench has {n_drive}")
+    elif isinstance(op, Wait):
+        if not (math.isfinite(op.seconds) and op.seconds >= 0):
+            raise SafetyError("wait.seconds", f"{op.seconds} s is not a duration")
+
+
+def _check_repeats_scheme(op: ReadPair | ReadMatrix) -> None:
+    if not isinstance(op.repeats, (int, np.integer)) or op.repeats < 1:
+        raise SafetyError(f"{op.kind}.repeats", f"{op.repeats!r} is not a positive count")
+    if op.scheme not in ("guarded", "floating"):
+        raise SafetyError(f"{op.kind}.scheme", f"must be 'guarded' or 'floating', got {op.scheme!r}")
