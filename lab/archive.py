@@ -22,11 +22,14 @@ Why it looks the way it does (measurements in the project's HDF5 notes):
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import dataclasses
+import errno
 import glob
 import json
 import math
 import os
+import struct
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -225,8 +228,6 @@ def _hdf5_library() -> ctypes.CDLL:
     candidates = glob.glob(base + ".libs/libhdf5-*.so*") + glob.glob(os.path.join(base, ".dylibs", "libhdf5*.dylib"))
     candidates = [c for c in candidates if "hdf5_hl" not in c]
     if not candidates:
-        import ctypes.util
-
         found = ctypes.util.find_library("hdf5")
         if not found:
             raise OSError("cannot locate the HDF5 library h5py uses (needed to clear a crashed file's flags)")
@@ -353,6 +354,48 @@ class ArchiveError(RuntimeError):
     pass
 
 
+class _WriterLock:
+    """Keeps a second writer off a run file while this one lives (released on close or death).
+
+    HDF5's own lock cannot: it drops its file lock when SWMR writing starts (so readers
+    may open), and a crashed SWMR writer's flags look the same as a live writer's. So the
+    writer takes an open-file-description lock on a byte range far past the end of the file
+    (Linux F_OFD_SETLK): readers' flock()s do not see it, and it belongs to this open file,
+    so an in-process reader closing the same file does not release it.
+    """
+
+    _held: set[str] = set()  # for the POSIX-lock fallback, which a process does not conflict with
+
+    def __init__(self, path: Path, create: bool = False):
+        self.key = os.path.realpath(path)
+        if self.key in self._held:
+            raise ArchiveError(f"{path}: already open for writing in this process")
+        self.fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        try:
+            self._lock()
+        except OSError as exc:
+            os.close(self.fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise ArchiveError(f"{path}: another process is writing this run") from exc
+            raise
+        self._held.add(self.key)
+
+    def _lock(self) -> None:
+        import fcntl
+
+        if hasattr(fcntl, "F_OFD_SETLK"):
+            arg = struct.pack("hhxxxxqqixxxx", fcntl.F_WRLCK, os.SEEK_SET, 1 << 62, 1, 0)
+            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, arg)
+        else:  # classic POSIX lock: released if this process closes any descriptor of the file
+            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1 << 62)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            self._held.discard(self.key)
+
+
 class ArchiveWriter:
     """A :class:`~lab.observer.RunObserver` that streams a run into one HDF5 file.
 
@@ -414,14 +457,21 @@ class ArchiveWriter:
         if self.path.exists() and not self.overwrite:
             raise FileExistsError(f"{self.path}: archive exists (resume it, or pass overwrite=True)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(self.path, "w", libver=LIBVER)
+        lock = _WriterLock(self.path, create=True)
+        try:
+            f = h5py.File(self.path, "w", libver=LIBVER)
+        except BaseException:
+            lock.release()
+            raise
         try:
             _create_layout(f, info)
             f.flush()
             f.swmr_mode = True
         except BaseException:
             f.close()
+            lock.release()
             raise
+        self._lock = lock
         self.file = f
         self._bind(np.zeros((), COMMITTED_DTYPE))
 
@@ -474,16 +524,21 @@ class ArchiveWriter:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such archive")
-        status = _peek_status(path)
-        if status == "complete":
-            raise ArchiveError(f"{path}: the run is complete; nothing to resume")
+        lock = _WriterLock(path)
         try:
-            f = h5py.File(path, "r+", libver=LIBVER)
-        except OSError as exc:
-            if "already open for write" not in str(exc):
-                raise
-            clear_status_flags(path)  # a crashed SWMR writer; the lock proves it is gone
-            f = h5py.File(path, "r+", libver=LIBVER)
+            status = _peek_status(path)
+            if status == "complete":
+                raise ArchiveError(f"{path}: the run is complete; nothing to resume")
+            try:
+                f = h5py.File(path, "r+", libver=LIBVER)
+            except OSError as exc:
+                if "already open for write" not in str(exc):
+                    raise
+                clear_status_flags(path)  # a crashed SWMR writer: our lock proves it is gone
+                f = h5py.File(path, "r+", libver=LIBVER)
+        except BaseException:
+            lock.release()
+            raise
         try:
             version = int(f.attrs.get("hopbench_layout_version", 0))
             if version != LAYOUT_VERSION:
@@ -510,17 +565,17 @@ class ArchiveWriter:
             f.swmr_mode = True
         except BaseException:
             f.close()
+            lock.release()
             raise
         writer = cls(path, **kw)
+        writer._lock = lock
         writer.file = f
         writer.resume_point = point
         writer.segment = segment
         writer._bind(committed)
-        writer._tables["resumes"].append(
-            t_wall=time.time(), segment=segment,
-            from_index=-1 if ckpt_index is None else ckpt_index,
-            operations_before=counts["operations"],
-        )
+        writer._tables["resumes"].append(row=(
+            time.time(), segment, -1 if ckpt_index is None else ckpt_index, counts["operations"],
+        ))
         writer._dirty = True
         writer.commit()
         return writer
@@ -594,6 +649,7 @@ class ArchiveWriter:
                 self.file.close()
             finally:
                 self.file = None
+                self._lock.release()
 
     def __enter__(self) -> "ArchiveWriter":
         return self
