@@ -229,6 +229,8 @@ class DeviceArray:
         if p.cycle_noise > 0:
             r *= self._pool[self._pool_offset + idx]
         k = m * physics.relaxation_rate(T, p)
+        if p.relax_drive_suppression:
+            k *= physics.driven_relaxation_factor(rho, p)
         if p.polarity == "bipolar":
             up = V[idx] > 0
             r_up = np.where(up, r, 0.0)

@@ -11,7 +11,15 @@ Regimes (Lemerle 1998; Jeudy 2016):
   rho ≥ 1                  flow   v/v_d = 1 + s·(j − j_d)/j_d,nominal   (continuous at rho = 1)
 Heating: T = T_film + ΔT_d·j_rel² (device Joule heating) with T_film = T0 + R_th·P_total
 (the whole array heats its film/substrate). Relaxation toward the rest texture is
-thermally activated: k = f0·exp(−E_b/k_B T), so it speeds up while the film is driven.
+thermally activated: k = f0·exp(−E_b/k_B T), so it speeds up while the film is driven;
+in a path that is itself driven above the creep onset the restoring hops run against the
+drive and are suppressed by exp(−β·j/j_d).
+
+Clamped training (contacts at ±V0) with these laws is Oja's rule by itself: anti-aligned
+paths carry current and are pushed up as (1 − x); aligned paths carry none and relax down
+as x at the rate set by the heated film; so Δx ∝ (u − x) with u = 1 for anti-aligned pairs,
+and x converges to the fraction of patterns in which a pair is anti-aligned, (1 − C_ij)/2,
+when the drive and the film-heated relaxation rates match (the preset's operating point).
 """
 from __future__ import annotations
 
@@ -60,6 +68,15 @@ def relaxation_rate(T: np.ndarray | float, p: DevicePreset) -> np.ndarray | floa
     if p.relax_attempt_Hz == 0.0:
         return np.zeros_like(T) if isinstance(T, np.ndarray) else 0.0
     return p.relax_attempt_Hz * np.exp(-p.relax_barrier_K / T)
+
+
+def driven_relaxation_factor(rho: np.ndarray, p: DevicePreset) -> np.ndarray:
+    """Relaxation of a path whose walls are being driven, relative to an idle path.
+
+    Backward (restoring) hops run against the drive, which tilts the pinning landscape
+    and suppresses them: exp(−β·j/j_d). Idle paths relax at the full Arrhenius rate.
+    """
+    return np.exp(-p.relax_drive_suppression * rho)
 
 
 def soft_bound_step(

@@ -58,6 +58,7 @@ class DevicePreset(BaseModel):
     relax_attempt_Hz: float = NonNeg
     relax_barrier_K: float = NonNeg
     rest_state: float = Field(ge=0.0, le=1.0)
+    relax_drive_suppression: float = NonNeg
 
     # initial state
     initial_state: float = Field(ge=0.0, le=1.0)
