@@ -1,0 +1,245 @@
+"""State of one simulated source-meter channel, acting on one bus of the simulated bench.
+
+The command languages differ between models; what a channel *is* does not: a voltage
+source with a current limit, ranges, an integration time and an output relay. The model
+modules translate their language into calls here. Errors are raised as
+:class:`~sim_backend.instruments.scpi.ScpiError` with the SCPI code a real instrument queues
+(the TSP models use the same codes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .base import SimInstrument
+from .scpi import Call, Dispatcher, ScpiError
+
+LINE_FREQUENCY_HZ = 50.0  # integration time = NPLC / line frequency
+SOURCE_RANGE_MARGIN = 1.01  # a source may program a little over its range's nominal value
+
+
+@dataclass(frozen=True)
+class SmuRatings:
+    """What one model's channel can do (the simulator rejects anything beyond, as the real one does)."""
+
+    v_max: float
+    i_max: float
+    nplc_min: float
+    nplc_max: float
+    default_limit: float  # A, current limit after reset
+    voltage_ranges: tuple[float, ...]
+    current_ranges: tuple[float, ...]
+
+
+def pick_range(ranges: tuple[float, ...], value: float) -> float:
+    """The smallest range holding |value| (a range request selects the range that fits)."""
+    v = abs(value)
+    for r in ranges:
+        if v <= r * SOURCE_RANGE_MARGIN:
+            return r
+    raise ScpiError(-222, "Data out of range")
+
+
+class SmuChannel:
+    """One source-meter channel: instrument-side state plus its effect on a bench bus."""
+
+    def __init__(self, bench: Any, bus: str, ratings: SmuRatings, faults: Any) -> None:
+        self.bench = bench
+        self.bus = bus
+        self.ratings = ratings
+        self._faults = faults  # the owning instrument's Faults (compliance fault)
+        self.reset()
+
+    # -- state --------------------------------------------------------------------
+    def reset(self) -> None:
+        self.source_function = "VOLT"
+        self.level = 0.0
+        self.limit = self.ratings.default_limit
+        self.source_range: float | None = None  # None = auto
+        self.measure_range: float | None = None  # None = auto
+        self.nplc = 1.0
+        self.output = False
+        self.last_compliance = False
+        self.bench.set_output(self.bus, False)
+        self.bench.set_level(self.bus, 0.0)
+        self._push_limit()
+
+    def _push_limit(self) -> None:
+        # A fixed measure range below the limit clamps first ("range compliance").
+        limit = self.limit if self.measure_range is None else min(self.limit, self.measure_range)
+        self.bench.set_compliance(self.bus, limit)
+
+    def set_source_function(self, func: str) -> None:
+        if func != "VOLT":
+            # The simulated bench has voltage sources only; say so instead of pretending.
+            raise ScpiError(-221, "Settings conflict; simulated source sources voltage only")
+        self.source_function = func
+
+    def set_level(self, volts: float) -> None:
+        ceiling = self.ratings.v_max if self.source_range is None else self.source_range
+        if abs(volts) > ceiling * SOURCE_RANGE_MARGIN:
+            raise ScpiError(-222, "Data out of range")
+        self.level = float(volts)
+        self.bench.set_level(self.bus, self.level)
+
+    def set_limit(self, amps: float) -> None:
+        amps = abs(float(amps))
+        if amps <= 0 or amps > self.ratings.i_max * SOURCE_RANGE_MARGIN:
+            raise ScpiError(-222, "Data out of range")
+        self.limit = amps
+        self._push_limit()
+
+    def set_source_range(self, volts: float | None) -> None:
+        if volts is None:
+            self.source_range = None
+            return
+        r = pick_range(self.ratings.voltage_ranges, volts)
+        if abs(self.level) > r * SOURCE_RANGE_MARGIN:
+            raise ScpiError(-221, "Settings conflict")
+        self.source_range = r
+
+    def set_measure_range(self, amps: float | None) -> None:
+        self.measure_range = None if amps is None else pick_range(self.ratings.current_ranges, amps)
+        self._push_limit()
+
+    def set_nplc(self, nplc: float) -> None:
+        if not (self.ratings.nplc_min <= nplc <= self.ratings.nplc_max):
+            raise ScpiError(-222, "Data out of range")
+        self.nplc = float(nplc)
+
+    def set_output(self, on: bool) -> None:
+        self.output = bool(on)
+        self.bench.set_output(self.bus, self.output)
+
+    # -- measuring ----------------------------------------------------------------
+    @property
+    def integration_s(self) -> float:
+        return self.nplc / LINE_FREQUENCY_HZ
+
+    def measure(self) -> tuple[float, float, bool]:
+        """(V, I, compliance) over one integration time of virtual time."""
+        v, i, comp = self.bench.measure(self.bus, integration_s=self.integration_s)
+        comp = bool(comp) or self._faults.compliance
+        self.last_compliance = comp
+        return float(v), float(i), comp
+
+    def in_compliance(self) -> bool:
+        """Whether the source is clamped now (no virtual time passes)."""
+        if self._faults.compliance:
+            return True
+        if not self.output:
+            return False
+        return bool(_bus_compliance(self.bench, self.bus, self.last_compliance))
+
+
+def _bus_compliance(bench: Any, bus: str, fallback: bool) -> bool:
+    try:
+        flags = bench.solve_now().in_compliance
+    except AttributeError:
+        return fallback
+    if isinstance(flags, dict):
+        return bool(flags.get(bus, fallback))
+    return fallback
+
+
+class _OpenTerminals:
+    """Stands in for the bench behind a channel wired to nothing: open terminals, no current."""
+
+    def __init__(self, bench: Any) -> None:
+        self._bench = bench
+        self._level = 0.0
+        self._on = False
+
+    def set_level(self, bus: Any, volts: float) -> None:
+        self._level = volts
+
+    def set_output(self, bus: Any, on: bool) -> None:
+        self._on = on
+
+    def set_compliance(self, bus: Any, amps: float) -> None:
+        pass
+
+    def measure(self, bus: Any, integration_s: float) -> tuple[float, float, bool]:
+        self._bench.advance(integration_s)  # measuring costs time even on an open channel
+        return (self._level if self._on else 0.0), 0.0, False
+
+
+def make_channels(bench: Any, wiring: dict[str, str], ids: tuple[str, ...], ratings: SmuRatings,
+                  faults: Any, model: str) -> dict[str, SmuChannel]:
+    """One SmuChannel per physical channel; channels not in ``wiring`` see open terminals."""
+    unknown = set(wiring) - set(ids)
+    if unknown:
+        raise ValueError(f"{model} has channels {list(ids)}, not {sorted(unknown)}")
+    out = {}
+    for cid in ids:
+        if cid in wiring:
+            out[cid] = SmuChannel(bench, wiring[cid], ratings, faults)
+        else:
+            out[cid] = SmuChannel(_OpenTerminals(bench), cid, ratings, faults)
+    return out
+
+
+class ScpiSourceMeter(SimInstrument):
+    """Base of the SCPI source-meters: IEEE 488.2 common commands, error queue, channels.
+
+    Subclasses set ``channel_ids``, ``ratings``, ``idn`` and add their subsystem commands in
+    :meth:`add_commands`.
+    """
+
+    channel_ids: tuple[str, ...] = ("1",)
+    ratings: SmuRatings
+    error_format = '{code:d},"{message}"'
+
+    def __init__(self, name: str, bench: Any, channels: dict[str, str] | None = None) -> None:
+        super().__init__(name)
+        self.bench = bench
+        self.smu = make_channels(bench, dict(channels or {}), self.channel_ids, self.ratings, self.faults, self.model)
+        self.scpi = Dispatcher()
+        self._add_common_commands()
+        self.add_commands()
+
+    def add_commands(self) -> None:
+        raise NotImplementedError
+
+    def handle(self, message: str) -> str | None:
+        try:
+            return self.scpi.execute(message)
+        except ScpiError as e:
+            self.push_error(e.code, e.message)
+            return None
+
+    def reset(self) -> None:
+        for ch in self.smu.values():
+            ch.reset()
+
+    def channel(self, call: Call, index: int = 0) -> SmuChannel:
+        """The channel named by a header's numeric suffix (``SOUR2``); absent suffix = 1."""
+        cid = str(call.suffix(index))
+        if cid not in self.smu:
+            raise ScpiError(-114, "Header suffix out of range")
+        return self.smu[cid]
+
+    def format_error(self, code: int, message: str) -> str:
+        return self.error_format.format(code=code, message=message)
+
+    def _add_common_commands(self) -> None:
+        add = self.scpi.add
+
+        def rst(call: Call) -> None:
+            call.none()
+            self.reset()
+
+        def cls(call: Call) -> None:
+            self.error_queue.clear()
+
+        add("*IDN", None, lambda c: self.idn)
+        add("*RST", rst)
+        add("*CLS", cls)
+        add("*OPC", lambda c: None, lambda c: "1")
+        add("*WAI", lambda c: None)
+        add("*ESR", None, lambda c: "0")
+        add("*STB", None, lambda c: "4" if self.error_queue else "0")  # bit 2: error available
+        add("*TST", None, lambda c: "0")
+        add(":SYSTem:ERRor[:NEXT]", None, lambda c: self.format_error(*self.next_error()))
+        add(":SYSTem:ERRor:COUNt", None, lambda c: str(len(self.error_queue)))
+        add(":SYSTem:CLEar", cls)
