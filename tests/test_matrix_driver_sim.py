@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import pyvisa
 
 from drivers.errors import BadReply, ConnectionLost, InstrumentReportedError, InstrumentTimeout
 from drivers.keithley707b import ChannelError, Keithley707B
