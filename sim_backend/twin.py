@@ -207,9 +207,9 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
         cls = MODELS[entry["model"]]
         if issubclass(cls, Keithley707B):
             kwargs: dict[str, Any] = {}
-            if "cards" in entry:
+            if entry.get("cards") is not None:  # None: as many as the model holds
                 kwargs["cards"] = int(entry["cards"])
-            if "settling_time_s" in entry:
+            if entry.get("settling_time_s") is not None:
                 kwargs["settling_time_s"] = float(entry["settling_time_s"])
             inst = cls(entry["name"], bench, **kwargs)
         else:
