@@ -403,7 +403,7 @@ def parse_bench(data: dict[str, Any], source: str = "<memory>", text: str = "") 
         problems: list[tuple[str, str]] = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
-            if not err["loc"] and "\n" in msg or ": " in msg and not err["loc"]:
+            if not err["loc"]:
                 for line in msg.splitlines():  # consistency problems carry their own field
                     field, _, m = line.partition(": ")
                     problems.append((field, m))

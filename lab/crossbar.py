@@ -132,6 +132,7 @@ class Crossbar:
         for bus, b in self.config.buses.items():
             self.act.set_compliance(bus, b.compliance_A)
             self.act.set_nplc(bus, nplc)
+            self.act.set_autorange(bus)
         for bus in self.layout.buses:
             self.act.set_output(bus, True)
 

@@ -38,6 +38,7 @@ class Backend(Protocol):
     def set_voltage(self, bus: str, volts: float) -> None: ...
     def set_current_limit(self, bus: str, amps: float) -> None: ...
     def set_nplc(self, bus: str, nplc: float) -> None: ...
+    def set_autorange(self, bus: str) -> None: ...
     def set_output(self, bus: str, on: bool) -> None: ...
     def measure(self, bus: str) -> Any: ...  # .voltage .current .compliance
     def pulse(self, bus: str, volts: float, width_s: float) -> None: ...
@@ -262,6 +263,11 @@ class GuardedActuator:
     def set_nplc(self, bus: str, nplc: float) -> None:
         self._guard._known(bus)
         self._backend.set_nplc(bus, nplc)
+        self._command()
+
+    def set_autorange(self, bus: str) -> None:
+        self._guard._known(bus)
+        self._backend.set_autorange(bus)
         self._command()
 
     def set_output(self, bus: str, on: bool) -> None:

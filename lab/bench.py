@@ -1,0 +1,365 @@
+"""A bench: the instruments of a bench file, opened by role, on real VISA or on the simulated twin.
+
+``Bench.open(config)`` opens every instrument through ``drivers.open_instrument`` with the
+bench's VISA library (pyvisa-py ``@py`` by default). ``simulate=True`` (or a bench file
+marked ``simulated = true``) builds the simulated twin of the bench file instead and opens
+the *same resource strings* through the in-process simulated VISA library, so the real
+drivers run byte for byte; ``server=`` opens them over loopback sockets from a
+:class:`sim_backend.server.SimServer`. The bench owns the clock the drivers sleep on (the
+twin's virtual clock in a dry run) and nothing else: safety and routing live above it.
+
+:class:`PaperBench` is the third backend: no instrument at all, for dry checks. It
+answers measurements from a nominal uniform conductance, adds up bench time, and
+integrates the charge and energy the devices would take.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from lab.config import DEFAULT_BENCH, BenchConfig, load_bench
+from lab.errors import ConfigError, HopbenchError
+from lab.operations import BenchInfo
+from lab.timing import Clock, PaperClock, TimingModel, TwinClock, WallClock
+
+log = logging.getLogger("hopbench.bench")
+
+DEFAULT_VISA_LIBRARY = "@py"
+
+
+def twin_spec(config: BenchConfig) -> dict[str, Any]:
+    """The plain-dict spec of the bench's simulated twin (see sim_backend.twin)."""
+    arr = config.array
+    topo: dict[str, Any] = {"kind": arr.topology, "n": arr.n}
+    if arr.topology == "crossbar":
+        topo["tied"] = arr.tied
+    lay = config.layout
+    insts: list[dict[str, Any]] = []
+    for inst in config.instruments:
+        entry: dict[str, Any] = {"name": inst.name, "model": inst.model, "resource": inst.resource}
+        if inst.kind == "smu":
+            entry["channels"] = {b.channel: bus for bus, b in config.buses.items() if b.instrument == inst.name}
+            if not entry["channels"]:
+                continue  # an SMU no bus uses is not part of the circuit
+        else:
+            entry["cards"] = inst.cards
+            if inst.settling_time_s is not None:
+                entry["settling_time_s"] = inst.settling_time_s
+            if inst.name == config.wiring.matrix:
+                entry["crosspoints"] = {xp: [bus, lay.lines[line]] for (bus, line), xp in lay.crosspoint.items()}
+        insts.append(entry)
+    sim = config.simulation
+    return {
+        "topology": topo,
+        "preset": sim.preset,
+        "seed": sim.seed,
+        "contact_resistance_ohm": sim.contact_resistance_ohm,
+        "source_resistance_ohm": sim.source_resistance_ohm,
+        "realtime": sim.realtime,
+        "instruments": insts,
+    }
+
+
+def bench_info(config: BenchConfig, simulated: bool) -> BenchInfo:
+    lay = config.layout
+    lim = config.limits
+    return BenchInfo(
+        line_names=lay.lines,
+        neuron_lines=lay.neuron_lines,
+        devices=tuple((int(a), int(b)) for a, b in lay.devices),
+        device_cells=tuple((int(a), int(b)) for a, b in lay.device_cells),
+        topology=config.array.topology,
+        v_max=lim.v_max_V,
+        v_read_max=lim.v_read_max_V,
+        max_pulse_width_s=lim.pulse_width_max_s,
+        default_v_read=lim.v_read,
+        simulated=simulated,
+    )
+
+
+def _open_driver(inst: Any, resource: str, library: Any) -> Any:
+    import drivers
+
+    kw: dict[str, Any] = {
+        "timeout": inst.timeout_ms,
+        "read_termination": inst.read_termination,
+        "write_termination": inst.write_termination,
+        "name": inst.name,
+    }
+    if inst.kind == "matrix":
+        kw["cards"] = inst.cards
+        if inst.settling_time_s is not None:
+            kw["settling_time_s"] = inst.settling_time_s
+    return drivers.open_instrument(inst.model, resource, visa_library=library, **kw)
+
+
+@dataclass
+class _Opened:
+    drivers: dict[str, Any]
+    channels: dict[str, Any]
+    matrix: Any
+
+
+class Bench:
+    """Opened instruments by role: ``channels`` by bus, ``matrix``, ``clock``, ``info``."""
+
+    def __init__(self, config: BenchConfig, opened: _Opened, clock: Clock, *, simulated: bool,
+                 twin: Any = None, command_log: list | None = None, lock_keys: Iterable[str] = ()) -> None:
+        self.config = config
+        self.instruments = opened.drivers
+        self.channels = opened.channels
+        self.matrix = opened.matrix
+        self.clock = clock
+        self.simulated = simulated
+        self.twin = twin
+        self.command_log = command_log
+        self.info = bench_info(config, simulated)
+        self.timing = TimingModel.from_config(config)
+        self.lock_keys = tuple(lock_keys)
+        self.closed_ = False
+
+    # -------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, config: BenchConfig | str | Path = DEFAULT_BENCH, simulate: bool | None = None, *,
+             server: Any = None, twin: Any = None, resources: Mapping[str, str] | None = None,
+             visa_library: Any = None) -> "Bench":
+        """Open a bench.
+
+        :param simulate: None = as the bench file says (``simulated``); True = on the twin.
+        :param server: a started SimServer, or {instrument name: resource} of one running
+            elsewhere (another process): the instruments are reached over its sockets/ptys.
+        :param twin: with ``server``, the twin it serves (for truth in tests); not required.
+        :param resources: replace resource strings by instrument name (a real bench).
+        :param visa_library: replace every instrument's VISA library.
+        """
+        cfg = config if isinstance(config, BenchConfig) else load_bench(config)
+        resources = dict(resources or {})
+        command_log = None
+        lock_keys: list[str] = []
+        if server is not None:
+            if isinstance(server, Mapping):
+                resources.update(server)
+            else:
+                resources.update(server.resources)
+                command_log = server.command_log
+            library_for = lambda inst: "@py"  # noqa: E731 - sockets and ptys go through pyvisa-py
+            clock: Clock = WallClock()
+            simulated = True
+        elif simulate or (simulate is None and cfg.simulated):
+            from sim_backend.twin import build_twin
+
+            twin = build_twin(twin_spec(cfg))
+            lib = twin.visa_library()
+            library_for = lambda inst: lib  # noqa: E731
+            clock = TwinClock(twin.bench)
+            simulated = True
+            command_log = lib.command_log
+            lock_keys = [f"sim-{os.getpid()}-{id(twin):x}"]
+        else:
+            if cfg.simulated:
+                raise ConfigError(cfg.source, [("simulated", "this bench exists only as a simulated twin; "
+                                                              "open it with simulate=True or a server")])
+            library_for = lambda inst: inst.visa_library or DEFAULT_VISA_LIBRARY  # noqa: E731
+            clock = WallClock()
+            simulated = False
+        if visa_library is not None:
+            library_for = lambda inst: visa_library  # noqa: E731
+        res = {inst.name: resources.get(inst.name, inst.resource) for inst in cfg.instruments}
+        if not lock_keys:
+            lock_keys = sorted(res.values())
+        opened = cls._open_all(cfg, res, library_for)
+        for name, drv in opened.drivers.items():
+            if hasattr(drv, "sleep"):
+                drv.sleep = clock.sleep  # pulses take bench time: virtual in a dry run
+        return cls(cfg, opened, clock, simulated=simulated, twin=twin, command_log=command_log,
+                   lock_keys=lock_keys)
+
+    @staticmethod
+    def _open_all(cfg: BenchConfig, res: Mapping[str, str], library_for: Any) -> _Opened:
+        used = {b.instrument for b in cfg.buses.values()} | {cfg.wiring.matrix}
+        opened: dict[str, Any] = {}
+        try:
+            for inst in cfg.instruments:
+                if inst.name not in used:
+                    continue
+                try:
+                    opened[inst.name] = _open_driver(inst, res[inst.name], library_for(inst))
+                except Exception as exc:
+                    raise HopbenchError(f"cannot open instrument {inst.name!r} ({inst.model}) at "
+                                        f"{res[inst.name]}: {type(exc).__name__}: {exc}") from exc
+            channels = {}
+            for bus, b in cfg.buses.items():
+                channels[bus] = opened[b.instrument].channels()[b.channel]
+            return _Opened(opened, channels, opened[cfg.wiring.matrix])
+        except BaseException:
+            for drv in opened.values():
+                _close_driver(drv)
+            raise
+
+    # -------------------------------------------------------------- use
+    def backend(self) -> "InstrumentBackend":
+        return InstrumentBackend(self)
+
+    def truth(self) -> np.ndarray | None:
+        """The twin's true device conductances (S), or None on a real bench."""
+        if self.twin is None:
+            return None
+        return np.asarray(self.twin.bench.true_conductances(), dtype=float).copy()
+
+    def close(self) -> None:
+        if self.closed_:
+            return
+        self.closed_ = True
+        for drv in self.instruments.values():
+            _close_driver(drv)
+
+    def __enter__(self) -> "Bench":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _close_driver(drv: Any) -> None:
+    try:
+        if hasattr(drv, "close"):
+            drv.close()
+        elif hasattr(drv, "disconnect"):
+            drv.disconnect()
+        else:
+            drv.adapter.close()
+    except Exception as exc:  # noqa: BLE001 - closing must not hide the real error
+        log.warning("closing %s failed: %s", getattr(drv, "name", drv), exc)
+
+
+class InstrumentBackend:
+    """Actions by bus name on the opened drivers (used only through the safety guard)."""
+
+    def __init__(self, bench: Bench) -> None:
+        self._channels = bench.channels
+        self._matrix = bench.matrix
+        self.clock = bench.clock
+
+    def set_voltage(self, bus: str, volts: float) -> None:
+        self._channels[bus].set_voltage(volts)
+
+    def set_current_limit(self, bus: str, amps: float) -> None:
+        self._channels[bus].set_current_limit(amps)
+
+    def set_nplc(self, bus: str, nplc: float) -> None:
+        self._channels[bus].set_nplc(nplc)
+
+    def set_autorange(self, bus: str) -> None:
+        self._channels[bus].set_current_range(None)
+
+    def set_output(self, bus: str, on: bool) -> None:
+        self._channels[bus].set_output(on)
+
+    def measure(self, bus: str) -> Any:
+        return self._channels[bus].measure()
+
+    def pulse(self, bus: str, volts: float, width_s: float) -> None:
+        self._channels[bus].pulse(volts, width_s)
+
+    def close(self, crosspoints: Iterable[str]) -> None:
+        self._matrix.close(list(crosspoints))
+
+    def open(self, crosspoints: Iterable[str]) -> None:
+        self._matrix.open(list(crosspoints))
+
+    def open_all(self) -> None:
+        self._matrix.open_all()
+
+
+@dataclass(frozen=True)
+class PaperReading:
+    voltage: float
+    current: float
+    compliance: bool = False
+
+
+class PaperBench:
+    """A bench on paper: every device at ``g_nominal``, time and dose added up, nothing sent.
+
+    Lines that float are left out of the currents (their potential is not solved for), so
+    charge and energy are those of the driven devices.
+    """
+
+    def __init__(self, config: BenchConfig, g_nominal: float | None = None) -> None:
+        self.config = config
+        self.timing = TimingModel.from_config(config)
+        self.g = float(g_nominal if g_nominal is not None else config.g_nominal)
+        self.clock = PaperClock(self._dose)
+        self.guard: Any = None  # set by the runner: where line voltages come from
+        lay = config.layout
+        self._a = lay.devices[:, 0]
+        self._b = lay.devices[:, 1]
+        self._n_lines = len(lay.lines)
+        self._owner = lay.owner
+        self.v_read_max = config.limits.v_read_max_V
+        self.charge_C = 0.0
+        self.energy_J = 0.0
+        self.max_device_V = 0.0
+        self.write_time_s = 0.0
+
+    def _device_v(self) -> np.ndarray:
+        v = self.guard.line_voltages()
+        dv = v[self._a] - v[self._b]
+        return np.where(np.isfinite(dv), dv, 0.0)
+
+    def _dose(self, dt: float) -> None:
+        if self.guard is None:
+            return
+        dv = self._device_v()
+        if not dv.any():
+            return
+        a = np.abs(dv)
+        self.charge_C += float(self.g * a.sum() * dt)
+        self.energy_J += float(self.g * (a * a).sum() * dt)
+        peak = float(a.max())
+        self.max_device_V = max(self.max_device_V, peak)
+        if peak > self.v_read_max + 1e-9:
+            self.write_time_s += dt
+
+    # ---------------------------------------------------------------- backend
+    def set_voltage(self, bus: str, volts: float) -> None:
+        pass
+
+    def set_current_limit(self, bus: str, amps: float) -> None:
+        pass
+
+    def set_nplc(self, bus: str, nplc: float) -> None:
+        pass
+
+    def set_autorange(self, bus: str) -> None:
+        pass
+
+    def set_output(self, bus: str, on: bool) -> None:
+        pass
+
+    def measure(self, bus: str) -> PaperReading:
+        v = self.guard.line_voltages()
+        i_dev = self.g * (v[self._a] - v[self._b])
+        i_dev = np.where(np.isfinite(i_dev), i_dev, 0.0)
+        out = np.bincount(self._a, weights=i_dev, minlength=self._n_lines)
+        out -= np.bincount(self._b, weights=i_dev, minlength=self._n_lines)
+        lines = [line for xp, (b, line) in self._owner.items() if b == bus and xp in self.guard.closed]
+        self.clock.sleep(self.timing.integration_s)  # a simulated SMU integrates on the clock too
+        return PaperReading(self.guard.levels[bus], float(out[lines].sum()) if lines else 0.0)
+
+    def pulse(self, bus: str, volts: float, width_s: float) -> None:
+        self.clock.sleep(width_s)
+
+    def close(self, crosspoints: Iterable[str]) -> None:
+        self.clock.sleep(self.timing.relay_settling_s)
+
+    def open(self, crosspoints: Iterable[str]) -> None:
+        self.clock.sleep(self.timing.relay_settling_s)
+
+    def open_all(self) -> None:
+        self.clock.sleep(self.timing.relay_settling_s)
