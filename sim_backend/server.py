@@ -184,6 +184,7 @@ class _PtyEndpoint(_Endpoint):
         super().__init__(instrument, command_log, stop)
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)  # no echo, no line editing: a plain byte pipe like RS-232
+        os.set_blocking(self.master, False)  # a client that never reads must not stall the thread
         # the server keeps the slave open so the master never reads EIO between clients
         self.resource = f"ASRL{os.ttyname(self.slave)}::INSTR"
         self._buffer = bytearray()
@@ -203,6 +204,8 @@ class _PtyEndpoint(_Endpoint):
         def send(payload: bytes) -> None:
             try:
                 os.write(master, payload)
+            except BlockingIOError:
+                log.warning("%s: serial output buffer full, reply lost (overrun)", self.instrument.name)
             except OSError:
                 pass
 
