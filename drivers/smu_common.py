@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import pyvisa
 from pyvisa import constants as vc
 from pymeasure.instruments import Channel
+from pymeasure.instruments.validators import strict_range
 
 from .errors import (
     BadReply,
@@ -164,20 +165,57 @@ class GuardedInstrument:
 
     name: str
     _last_command = ""
+    _late_reply_possible = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The lab injects its bench clock here so pulses take virtual time in a dry run.
         self.sleep: Callable[[float], None] = time.sleep
         super().__init__(*args, **kwargs)
+        self._disable_nagle()
+
+    def _disable_nagle(self) -> None:
+        """Raw sockets: send each message at once, as VISA does by default (pyvisa-py does not).
+
+        With Nagle's algorithm a command followed by a query waits for the delayed ACK of the
+        command (~40 ms on Linux) on every setting. pyvisa-py implements the
+        VI_ATTR_TCPIP_NODELAY setter but does not register it, so the socket is set directly.
+        """
+        conn = getattr(getattr(self, "adapter", None), "connection", None)
+        if conn is None or getattr(conn, "resource_class", "") != "SOCKET":
+            return
+        try:
+            conn.set_visa_attribute(vc.ResourceAttribute.tcpip_nodelay, vc.VisaBoolean.true)
+            return
+        except Exception:  # noqa: BLE001 - any library may refuse; fall through
+            pass
+        try:
+            sock = conn.visalib.sessions[conn.session].interface
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except Exception:  # noqa: BLE001 - not pyvisa-py: a slower link still works
+            pass
 
     def write(self, command: str, **kwargs: Any) -> None:
+        if self._late_reply_possible:
+            self._discard_late_replies()
         self._last_command = command
         with translated(self.name, command):
             super().write(command, **kwargs)  # type: ignore[misc]
 
     def read(self, **kwargs: Any) -> str:
-        with translated(self.name, f"reply to {self._last_command}"):
-            return super().read(**kwargs)  # type: ignore[misc]
+        try:
+            with translated(self.name, f"reply to {self._last_command}"):
+                return super().read(**kwargs)  # type: ignore[misc]
+        except InstrumentTimeout:
+            self._late_reply_possible = True
+            raise
+
+    def _discard_late_replies(self) -> None:
+        # A reply that missed its timeout may still come and would answer the next query.
+        self._late_reply_possible = False
+        try:
+            self.adapter.flush_read_buffer()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - best effort; the next exchange reports a dead link
+            pass
 
     def read_error(self) -> tuple[int, str]:
         raise NotImplementedError
@@ -251,6 +289,8 @@ class SourceMeterChannelBase(Channel):
     ``current_range_auto``, ``nplc``, ``output_on`` with ``check_set_errors=True`` and
     implement the hooks.
     """
+
+    v_max = 210.0  # V, the model's source bound (pulse levels are checked against it first)
 
     def __init__(self, parent: Any, id: Any, **kwargs: Any) -> None:
         super().__init__(parent, id, **kwargs)
@@ -347,9 +387,10 @@ class SourceMeterChannelBase(Channel):
     @role_method
     def pulse(self, volts: float, width_s: float) -> None:
         """Step to ``volts`` for ``width_s``, then back to 0 V (the output must be on)."""
-        self._ready()
+        strict_range(volts, (-self.v_max, self.v_max))
         if not width_s > 0:
             raise ValueError(f"pulse width must be > 0 s, got {width_s!r}")
+        self._ready()
         if self._output is None:
             self._output = self._query_output()
         if not self._output:
