@@ -18,7 +18,7 @@ from . import physics
 from .presets import DevicePreset
 from .topology import Topology
 
-_MAX_STEP = 0.05  # largest rate·dt per internal sub-step (conductance feedback re-evaluated)
+_MAX_STEP = 0.02  # largest rate·dt per internal sub-step (conductance feedback re-evaluated)
 _MAX_SUBSTEPS = 256
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 
