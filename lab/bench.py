@@ -226,13 +226,9 @@ class Bench:
 
 
 def _close_driver(drv: Any) -> None:
+    """Close the VISA session only (a matrix driver's close() would switch relays)."""
     try:
-        if hasattr(drv, "close"):
-            drv.close()
-        elif hasattr(drv, "disconnect"):
-            drv.disconnect()
-        else:
-            drv.adapter.close()
+        drv.adapter.close()
     except Exception as exc:  # noqa: BLE001 - closing must not hide the real error
         log.warning("closing %s failed: %s", getattr(drv, "name", drv), exc)
 

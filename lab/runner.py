@@ -381,6 +381,7 @@ class Runner:
                 before = _counters(act)
                 check_operation(op, cfg)
                 result = execute(op, xbar, guard)
+                n_ops += 1
                 rec = OperationRecord(
                     index=index, op=op, result=result, t_wall=t_wall, t_bench=t_bench - t0,
                     duration_bench=clock.now() - t_bench, settings=_settings(op, cfg, act, before),
@@ -397,7 +398,6 @@ class Runner:
                 elif isinstance(op, Note):
                     log.info("note: %s", op.text)
                 index += 1
-                n_ops += 1
                 progress.update(n_ops, clock.now() - t0)
             status = "complete"
         except RunAborted as exc:

@@ -72,6 +72,20 @@ class SafetyGuard:
         self.compliance: dict[str, float | None] = {b: None for b in self.layout.buses}
         self.closed: set[str] = set()
         self.write_elapsed = 0.0
+        self.changed()
+
+    def changed(self) -> None:
+        """Levels, outputs or relays changed: the cached device-voltage verdict is stale."""
+        self._writing: bool | None = None
+        self._pending: tuple[str, float, bool] | None = None
+
+    def commit_level(self, bus: str, volts: float) -> None:
+        """Record a level the guard just checked; reuse that check's verdict."""
+        pending = self._pending
+        self.levels[bus] = volts
+        self.changed()
+        if pending is not None and pending[:2] == (bus, volts):
+            self._writing = pending[2]
 
     @contextmanager
     def scoped(self, scope: Scope) -> Iterator[None]:
@@ -124,10 +138,12 @@ class SafetyGuard:
                               f"above {self.limits.power_max_W} W")
         return vmax
 
-    def writing(self, line_v: np.ndarray | None = None) -> bool:
-        v = self.line_voltages() if line_v is None else line_v
-        dv = self.device_voltage_bound(v)
-        return bool(dv.size) and float(dv.max()) > self.limits.v_read_max_V + _TOL
+    def writing(self) -> bool:
+        """Some device now sees more than the read ceiling."""
+        if self._writing is None:
+            dv = self.device_voltage_bound(self.line_voltages())
+            self._writing = bool(dv.size) and float(dv.max()) > self.limits.v_read_max_V + _TOL
+        return self._writing
 
     def check_level(self, bus: str, volts: float) -> None:
         self._known(bus)
@@ -138,7 +154,8 @@ class SafetyGuard:
             raise SafetyError(f"buses.{bus}", "a level is only set with the output on (outputs turn on at 0 V)")
         levels = dict(self.levels)
         levels[bus] = volts
-        self._check_devices(self.line_voltages(levels), f"bus {bus} at {volts} V")
+        vmax = self._check_devices(self.line_voltages(levels), f"bus {bus} at {volts} V")
+        self._pending = (bus, volts, vmax > self.limits.v_read_max_V + _TOL)
 
     def check_pulse(self, bus: str, volts: float, width_s: float) -> None:
         if not (width_s > 0 and width_s <= self.limits.pulse_width_max_s * (1 + 1e-9)):
@@ -244,9 +261,9 @@ class GuardedActuator:
         volts = float(volts)
         if self._guard.levels[bus] == volts:
             return
-        self._guard.check_level(bus, volts)
         was_writing = self._guard.writing()
-        self._guard.levels[bus] = volts  # assumed applied even if the send fails: stricter checks later
+        self._guard.check_level(bus, volts)
+        self._guard.commit_level(bus, volts)  # assumed applied even if the send fails: stricter checks later
         self._backend.set_voltage(bus, volts)
         if not self._guard.writing():
             self._guard.write_elapsed = 0.0
@@ -274,10 +291,12 @@ class GuardedActuator:
         self._guard.check_output(bus, on)
         if on:
             self._guard.outputs[bus] = True  # a failed send may still have turned it on
+            self._guard.changed()
             self._backend.set_output(bus, True)
         else:
             self._backend.set_output(bus, False)
             self._guard.outputs[bus] = False
+            self._guard.changed()
         self._command()
 
     def measure(self, bus: str) -> Any:
@@ -303,12 +322,10 @@ class GuardedActuator:
         if self._guard.levels[bus] != 0.0:
             raise SafetyError(f"buses.{bus}", "a pulse starts from 0 V")
         self._guard.check_pulse(bus, float(volts), float(width_s))
-        self._guard.levels[bus] = float(volts)
-        try:
-            self._backend.pulse(bus, float(volts), float(width_s))
-        except BaseException:
-            raise  # level stays recorded as non-zero: relays stay locked until cleanup
-        self._guard.levels[bus] = 0.0
+        self._guard.commit_level(bus, float(volts))
+        # if the pulse fails the level stays recorded as non-zero: relays stay locked until cleanup
+        self._backend.pulse(bus, float(volts), float(width_s))
+        self._guard.commit_level(bus, 0.0)
         self._guard.write_elapsed = 0.0
         self.commands += 2
         self.estimated_s += self.timing.pulse_s(width_s)
@@ -329,9 +346,11 @@ class GuardedActuator:
         if to_open:
             self._backend.open(to_open)
             self._guard.closed.difference_update(to_open)
+            self._guard.changed()
             self._relays(len(to_open))
         if to_close:
             self._guard.closed.update(to_close)  # assumed closed even if the send fails
+            self._guard.changed()
             self._backend.close(to_close)
             self._relays(len(to_close))
         return len(to_open) + len(to_close)
@@ -341,6 +360,7 @@ class GuardedActuator:
         self._backend.open_all()
         n = len(self._guard.closed)
         self._guard.closed.clear()
+        self._guard.changed()
         self._relays(n)
 
     def _relays(self, n: int) -> None:
