@@ -25,7 +25,6 @@ from .smu_common import (
     measured,
     parse_scpi_error,
     to_bool01,
-    to_float,
     to_floats,
     translated,
 )

@@ -22,7 +22,7 @@ from typing import Any
 from pymeasure.instruments import Channel, Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from .errors import InstrumentReportedError, InstrumentTimeout
+from .errors import InstrumentTimeout
 from .smu_common import (
     BadReply,
     GuardedInstrument,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .scpi import Call, ScpiError, boolean, choice, nr3, number, string
-from .smu_common import ScpiSourceMeter, SmuRatings
+from .smu_common import ScpiSourceMeter, SmuRatings, pick_range
 
 BUFFERS = ("defbuffer1", "defbuffer2")
 
@@ -87,8 +87,6 @@ class Keithley2450(ScpiSourceMeter):
         add(":MEASure:VOLTage[:DC]", None, lambda c: nr3(self._measure(c)[0]))
 
     def _auto_source_range(self, c: Call) -> float:
-        from .smu_common import pick_range
-
         return pick_range(self.ratings.voltage_ranges, self.channel(c).level)
 
     def _fix_source_range(self, c: Call) -> None:
