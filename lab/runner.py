@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
 import signal
 import socket
 import subprocess

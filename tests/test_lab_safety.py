@@ -63,7 +63,7 @@ def test_two_buses_never_on_one_line_and_forbidden_lines_never_connected() -> No
 
 
 def test_read_scope_caps_device_voltage_and_write_scope_caps_power_and_time() -> None:
-    cfg, guard, act, xbar = paper()
+    cfg, guard, act, xbar = paper(small_config(power_max_W=0.004))
     act.switch({xp(cfg, "drive_pos", 0), xp(cfg, "drive_neg", 1), xp(cfg, "guard", 2)})
     with guard.scoped("read"):
         act.set_level("drive_pos", 0.2)  # the ceiling itself is allowed
@@ -71,11 +71,13 @@ def test_read_scope_caps_device_voltage_and_write_scope_caps_power_and_time() ->
             act.set_level("drive_neg", -0.1)  # 0.3 V across C0-C1
         act.set_level("drive_pos", 0.0)
     with guard.scoped("write"):
-        act.set_level("drive_pos", 2.0)
+        act.set_level("drive_pos", 1.5)
+        act.set_level("drive_neg", -1.0)  # 2.5 V at 5e-4 S = 3.1 mW: allowed
         with pytest.raises(SafetyError, match="power_max_W"):
-            act.set_level("drive_neg", -2.0)  # 4 V at 5e-4 S = 8 mW > 5 mW
+            act.set_level("drive_neg", -1.5)  # 3 V: 4.5 mW > 4 mW
+        act.set_level("drive_neg", 0.0)
         with pytest.raises(SafetyError, match="v_max_V"):
-            act.set_level("drive_neg", -3.0)
+            act.set_level("drive_neg", -1.6)
         act.hold(0.006)
         with pytest.raises(SafetyError, match="pulse_width_max_s"):
             act.hold(0.005)  # 11 ms above the read ceiling > 10 ms
@@ -114,7 +116,7 @@ BAD_OPS = [
     (Apply.of({5: 0.1}, 1e-3), "apply.line_voltages", "forbidden"),
     (Apply.of({0: 1.0}, 0.5), "apply.duration_s", "pulse_width_max_s"),
     (Apply.of({0: 1.0, 1: -1.0, 2: 0.5}, 1e-3), "apply.line_voltages", "drive bus"),
-    (Apply.of({0: 2.0, 1: -2.0}, 1e-3), "apply.line_voltages", "power_max_W"),
+    (Apply.of({0: 1.5, 1: -1.5}, 1e-3), "apply.line_voltages", "power_max_W"),
     (Apply.of({0: 0.1}, -1.0), "apply.duration_s", "not a duration"),
     (Pulse.of({0: 1.0}, 0.0), "pulse.width_s", "pulse_width_max_s"),
     (Pulse.of({0: 1.0}, 0.05), "pulse.width_s", "pulse_width_max_s"),
@@ -136,7 +138,8 @@ BAD_OPS = [
 
 @pytest.mark.parametrize("op,field,words", BAD_OPS, ids=[f"{o.kind}-{f}-{i}" for i, (o, f, _) in enumerate(BAD_OPS)])
 def test_bad_operation_parameters_are_named(op, field: str, words: str) -> None:
-    cfg = small_config() if field.startswith("multiply") else small_config(forbidden_lines=["C5"])
+    cfg = small_config(power_max_W=0.004) if field.startswith("multiply") else \
+        small_config(forbidden_lines=["C5"], power_max_W=0.004)
     with pytest.raises(SafetyError) as info:
         check_operation(op, cfg)
     assert info.value.field == field, str(info.value)
