@@ -101,15 +101,20 @@ def _offdiag(m: np.ndarray) -> np.ndarray:
     return ~np.eye(m.shape[0], dtype=bool)
 
 
-def convergence_metrics(matrices: np.ndarray, epochs: Sequence[float], reference: Reference) -> pd.DataFrame:
+def convergence_metrics(matrices: np.ndarray, epochs: Sequence[float], reference: Reference,
+                        baseline: np.ndarray | None = None) -> pd.DataFrame:
     """Per read: Pearson correlation r of the off-diagonal entries with the reference, and
     the distance between the two after standardising each (mean 0, std 1), which is
     sqrt(2(1 − r)): 0 = same weights up to scale and offset, √2 = unrelated.
 
     ``reference`` is one (N, N) matrix, one per read (k, N, N), or a callable epoch → (N, N)
-    (e.g. the software Oja result after that many epochs).
+    (e.g. the software Oja result after that many epochs). ``baseline`` (N, N), e.g. the
+    matrix read before training, is subtracted first: the learned change is then compared,
+    without the static device-to-device spread that dominates raw conductances.
     """
     m = np.asarray(matrices, dtype=float)
+    if baseline is not None:
+        m = m - np.asarray(baseline, dtype=float)[None]
     rows = []
     for i, e in enumerate(epochs):
         if callable(reference):
@@ -294,7 +299,9 @@ def _recall_rows(run: Any, patterns: np.ndarray | None, max_rows: int):
     if "target" in df.columns:
         t = list(df["target"])
         if all(np.isscalar(x) for x in t):
-            titles = [f"#{int(x)}" for x in t]
+            p = run.protocol_params.get("patterns")
+            names = p.get("names") if isinstance(p, Mapping) else None
+            titles = [names[int(x)] if names and int(x) < len(names) else f"#{int(x)}" for x in t]
             if patterns is not None and max(int(x) for x in t) < len(patterns):
                 targets = np.array([patterns[int(x)] for x in t])
         else:
@@ -335,12 +342,15 @@ def report(
     patterns: np.ndarray | None = None,
     glyph_shape: tuple[int, int] = GLYPH_SHAPE,
     max_recall_rows: int = 8,
+    baseline: str | np.ndarray | None = "auto",
 ) -> Report:
     """Write the run's figures (PNG) and ``summary.txt`` into ``out_dir``.
 
     ``run`` is a :class:`lab.archive_reader.Run` or a path to an archive. ``reference``: the
     software weights to measure convergence against (see :func:`convergence_metrics`).
     ``patterns``: the stored patterns (P × N, ±1), to draw recall targets given by index.
+    ``baseline``: a matrix to subtract before comparing with the reference; "auto" uses the
+    run's first read if it was taken before any training (epoch 0 or none), None nothing.
     """
     from lab.archive_reader import Run
 
@@ -348,14 +358,14 @@ def report(
     if own:
         run = Run(run)
     try:
-        return _report(run, Path(out_dir), reference, patterns, glyph_shape, max_recall_rows)
+        return _report(run, Path(out_dir), reference, patterns, glyph_shape, max_recall_rows, baseline)
     finally:
         if own:
             run.close()
 
 
 def _report(run: Any, out: Path, reference: Reference | None, patterns: np.ndarray | None,
-            glyph_shape: tuple[int, int], max_recall_rows: int) -> Report:
+            glyph_shape: tuple[int, int], max_recall_rows: int, baseline: str | np.ndarray | None) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     rep = Report()
     s = run.summary()
@@ -396,18 +406,25 @@ def _report(run: Any, out: Path, reference: Reference | None, patterns: np.ndarr
                          f"({100 * rep.summary['read_error_rel']:.2g} % of the mean conductance)")
             emit("measurement_error", measured_vs_truth(g, truth))
         if reference is not None:
-            use = np.isfinite(epochs)
-            ep = epochs if not use.any() else epochs[use]
-            mats = G.values if not use.any() else G.values[use]
-            if not use.any():
-                ep = np.arange(len(mats))
-            metrics = convergence_metrics(mats, ep, reference)
+            mats, ep = G.values, np.asarray(epochs, dtype=float)
+            base, what = None, "raw conductances"
+            if isinstance(baseline, str) and baseline == "auto":
+                if len(mats) > 1 and not (np.isfinite(ep[0]) and ep[0] > 0):
+                    base, what = mats[0], "change since the first read (before training)"
+                    mats, ep = mats[1:], ep[1:]
+            elif baseline is not None and not isinstance(baseline, str):
+                base, what = np.asarray(baseline, dtype=float), "change from the given baseline"
+            if not np.isfinite(ep).all():
+                ep = np.arange(1, len(mats) + 1, dtype=float)
+            metrics = convergence_metrics(mats, ep, reference, base)
             emit("weight_convergence", weight_convergence(metrics))
             metrics.to_csv(out / "weight_convergence.csv", index=False)
+            rep.summary["convergence_compared"] = what
             rep.summary["convergence_final_correlation"] = float(metrics["correlation"].iloc[-1])
             rep.summary["convergence_final_distance"] = float(metrics["distance"].iloc[-1])
-            lines.append(f"weight convergence: correlation with the reference {metrics['correlation'].iloc[-1]:.3f}, "
-                         f"normalised distance {metrics['distance'].iloc[-1]:.3f} at epoch {metrics['epoch'].iloc[-1]:g}")
+            lines.append(f"weight convergence ({what}): correlation with the reference "
+                         f"{metrics['correlation'].iloc[-1]:.3f}, normalised distance "
+                         f"{metrics['distance'].iloc[-1]:.3f} at epoch {metrics['epoch'].iloc[-1]:g}")
         else:
             lines.append("weight convergence: no software reference given")
 

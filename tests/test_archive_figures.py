@@ -9,7 +9,7 @@ from lab.archive import ArchiveWriter
 from lab.archive_reader import open_run
 from lab.figures import convergence_metrics, recall_grid, report, save
 from lab.operations import Record
-from test_archive_roundtrip import SyntheticRun, film_bench, run_info
+from test_archive_synthetic import SyntheticRun, film_bench, run_info
 
 
 def _png_ok(path, min_bytes=8_000):
@@ -51,7 +51,8 @@ def test_report_renders_every_figure_with_the_right_numbers(tmp_path):
     with open_run(path) as r:
         g = r.conductance.values
         assert rep.summary["g_mean_last_S"] == pytest.approx(np.nanmean(g[-1]))
-    # training by outer products drives the matrix towards the Hebbian reference
+    # training by outer products drives the learned change towards the Hebbian reference
+    assert rep.summary["convergence_compared"].startswith("change since the first read")
     conv = (tmp_path / "fig" / "weight_convergence.csv").read_text().splitlines()
     corr = [float(line.split(",")[1]) for line in conv[1:]]
     assert corr == sorted(corr) and corr[-1] > 0.3

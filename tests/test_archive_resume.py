@@ -7,13 +7,11 @@ import sys
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from lab.archive import ArchiveError, ArchiveWriter
 from lab.archive_reader import open_run
-from lab.operations import ReadMatrix, Record
-from test_archive_roundtrip import SyntheticRun, film_bench, run_info
+from test_archive_synthetic import SyntheticRun, film_bench, run_info
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -23,7 +21,7 @@ TESTS = Path(__file__).resolve().parent
 CRASHER = r"""
 import os, signal, sys
 from lab.archive import ArchiveWriter
-from test_archive_roundtrip import SyntheticRun, film_bench, run_info
+from test_archive_synthetic import SyntheticRun, film_bench, run_info
 bench = film_bench(35)
 w = ArchiveWriter(sys.argv[1], flush_interval_s=None)
 w.start(run_info(bench, epochs=5))

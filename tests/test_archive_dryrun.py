@@ -1,0 +1,68 @@
+"""The report from real dry runs: the runner drives the simulated 35-node film bench through
+the drivers, the ArchiveWriter archives it, the report reads it back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lab.runner", reason="needs the runner (lab/runner.py)")
+
+from lab.archive import ArchiveWriter  # noqa: E402
+from lab.archive_reader import open_run  # noqa: E402
+from lab.bench import Bench  # noqa: E402
+from lab.figures import report  # noqa: E402
+from lab.runner import Runner  # noqa: E402
+from protocols import hopfield_reference as ref  # noqa: E402
+from protocols.common import CueChoice, glyphs  # noqa: E402
+from protocols.recall import Recall  # noqa: E402
+from protocols.train import TrainHopfield  # noqa: E402
+
+GLYPHS = ("L", "T", "X", "O")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    with Bench.open(simulate=True) as b:
+        yield b
+
+
+def test_report_from_a_dry_training_run(bench, tmp_path):
+    path = tmp_path / "train.h5"
+    proto = TrainHopfield(patterns=glyphs(*GLYPHS), epochs=2, v_train=0.6 * bench.info.v_max, read_every=1)
+    w = ArchiveWriter(path)
+    res = Runner(bench, observers=[w]).run(proto)
+    assert res.status == "complete"
+    _, x = proto.patterns.for_bench(bench.info)
+    oja = lambda epoch: ref.clamped_oja(x, epochs=max(1, int(epoch)))  # noqa: E731
+    rep = report(path, tmp_path / "fig", reference=oja, patterns=x)
+    assert {"conductance", "measurement_error", "weight_convergence"} <= set(rep.figures)
+    for p in rep.figures.values():
+        assert p.stat().st_size > 10_000
+    with open_run(path) as r:
+        assert r.status == "complete" and r.protocol_name == "train_hopfield"
+        assert r.counts["operations"] == res.n_operations
+        assert list(r.conductance.coords["epoch"].values) == [1, 2]
+        assert r.info["simulated"] and r.info["sim_preset"] and r.info["bench_text"]
+        # the report's convergence number is the software reference's own correlation measure
+        expect = ref.weight_correlation(r.conductance.values[-1], oja(2))
+        assert rep.summary["convergence_final_correlation"] == pytest.approx(expect, abs=1e-9)
+        # a guarded read on the simulator agrees with the true conductances within a few %
+        assert rep.summary["read_error_rel"] < 0.05
+        # the archive kept every pulse the runner applied, with its line voltages
+        pulses = r.operations[r.operations["kind"] == "pulse"]
+        assert len(pulses) == len(r.applied) == 2 * len(GLYPHS)
+        assert np.nanmax(np.abs(r.applied.values)) == pytest.approx(0.6 * bench.info.v_max)
+
+
+def test_report_from_a_dry_recall_run(bench, tmp_path):
+    path = tmp_path / "recall.h5"
+    proto = Recall(patterns=glyphs(*GLYPHS), cues=CueChoice(per_pattern=2, flip_fraction=0.1), compute="software")
+    w = ArchiveWriter(path)
+    res = Runner(bench, observers=[w]).run(proto)
+    assert res.status == "complete"
+    _, x = proto.patterns.for_bench(bench.info)
+    rep = report(path, tmp_path / "fig", patterns=x)
+    assert {"recall", "accuracy", "conductance"} <= set(rep.figures)
+    summary = dict(res.records)["recall_summary"]
+    assert rep.summary["accuracy"]["bit_accuracy"] == pytest.approx(summary["bit_accuracy"])
+    assert rep.summary["accuracy"]["exact"] == pytest.approx(summary["exact"])
