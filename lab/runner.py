@@ -233,6 +233,7 @@ class Runner:
         xbar.prepare()
         counts: Counter[str] = Counter()
         op_est: list[float] = []
+        self._check_parameters(protocol)
         gen = protocol.steps(self.bench.info, resume=resume)
         result: Any = None
         index = 0
@@ -277,6 +278,15 @@ class Runner:
             op_estimates_s=op_est,
         )
 
+    def _check_parameters(self, protocol: Any) -> None:
+        check = getattr(protocol, "check", None)
+        if check is None:
+            return
+        try:
+            check(self.bench.info)
+        except Exception as exc:
+            raise PlanRejected(0, "parameters", exc) from exc
+
     # ------------------------------------------------------------ run
     def run_info(self, protocol: Any, run_id: str | None = None) -> RunInfo:
         from lab import __version__
@@ -318,6 +328,8 @@ class Runner:
         estimate = None
         if self.check and not getattr(protocol, "adaptive", False):
             estimate = self.dry_check(protocol, resume=resume)
+        else:
+            self._check_parameters(protocol)
         lock = BenchLock(self.bench.lock_keys) if self.use_lock else None
         if lock is not None:
             lock.acquire()

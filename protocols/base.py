@@ -34,6 +34,14 @@ class Protocol(BaseModel):
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
         raise NotImplementedError
 
+    def check(self, bench: BenchInfo) -> None:
+        """Reject parameters this bench cannot take (raise ValueError naming the parameter).
+
+        The runner calls it before anything is sent, also for adaptive protocols whose
+        plan a dry check cannot replay faithfully. The default accepts everything: the
+        runner checks every operation against the bench limits anyway.
+        """
+
     def seeds(self) -> dict[str, int]:
         """Every seed this protocol draws from, by parameter name."""
         return {k: v for k, v in self.model_dump().items() if "seed" in k and isinstance(v, int)}

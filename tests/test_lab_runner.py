@@ -498,3 +498,27 @@ def test_sigterm_to_a_running_process_leaves_bench_safe(tmp_path: Path) -> None:
         assert "Terminated: SIGTERM" in err
         assert_safe(twin)
         assert twin.bench.relay_operations > 0 and levels
+
+
+class Picky(Protocol):
+    name = "lab_test_picky"
+    adaptive = True  # no dry-check replay: the parameter check alone guards the bench
+    line: int = 99
+
+    def check(self, bench):
+        if not 0 <= self.line < bench.n_lines:
+            raise ValueError(f"line: {self.line} is not a line of this {bench.n_lines}-line bench")
+
+    def steps(self, bench, resume=None):
+        yield ReadPair(self.line, 0)
+
+
+def test_adaptive_protocol_parameters_checked_before_anything_is_sent() -> None:
+    bench = Bench.open(small(), simulate=True)
+    try:
+        sent = len(bench.command_log)
+        with pytest.raises(PlanRejected, match="line: 99"):
+            Runner(bench).run(Picky())
+        assert len(bench.command_log) == sent
+    finally:
+        bench.close()
