@@ -1,9 +1,25 @@
 """The bench file: a TOML description of one bench, validated whole before anything opens.
 
-Sections: ``[[instruments]]``, ``[buses.<name>]``, ``[array]``, ``[wiring]``, ``[limits]``,
-``[simulation]``, ``[timing]``. Types are checked field by field (pydantic), then the file
-is checked for consistency (every line wired, no crosspoint used twice, every bus backed
-by a channel, limits within what the models can do). Every error names its field.
+Sections (see ``data/benches/*.toml`` for complete files)::
+
+    name = "sim-film35"            simulated = true: the bench exists only as a twin
+    [[instruments]]                name, model (lab.models.MODELS), resource, visa_library
+                                   (default "@py"), timeout_ms, read/write_termination;
+                                   SMUs: channels (default: all); matrix: cards, settling_time_s
+    [buses.<bus>]                  instrument, channel, role = drive|sense|guard, compliance_A
+    [array]                        topology = film|crossbar, n, tied, line_names, g_nominal_S
+    [wiring]                       matrix = <instrument>
+    [wiring.rows]                  <bus> = "A".."H"          (one matrix row per bus)
+    [wiring.lines]                 <line> = [slot, column]   (crosspoint "<slot><row><column:02>")
+    [limits]                       v_max_V, power_max_W, g_max_expected_S, pulse_width_max_s,
+                                   v_read_max_V, v_read_default_V, v_threshold_V, forbidden_lines
+    [simulation]                   preset, seed, contact_resistance_ohm, source_resistance_ohm, realtime
+    [timing]                       nplc, line_frequency_Hz, command_latency_s, measure_overhead_s
+
+Types are checked field by field (pydantic), then the file is checked for consistency
+(every line wired, no crosspoint used twice, every bus backed by an existing channel,
+rows/columns/slots the matrix has, limits within what the models can do). Every error
+names its field.
 """
 from __future__ import annotations
 
