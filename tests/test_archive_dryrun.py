@@ -66,3 +66,56 @@ def test_report_from_a_dry_recall_run(bench, tmp_path):
     summary = dict(res.records)["recall_summary"]
     assert rep.summary["accuracy"]["bit_accuracy"] == pytest.approx(summary["bit_accuracy"])
     assert rep.summary["accuracy"]["exact"] == pytest.approx(summary["exact"])
+
+
+KILLED_RUNNER = r"""
+import os, signal, sys
+from lab.archive import ArchiveWriter
+from lab.bench import Bench
+from lab.runner import Runner
+from protocols.common import glyphs
+from protocols.train import TrainHopfield
+
+class KillAfterFirstEpoch:  # a crash right after the archive committed epoch 1's checkpoint
+    def start(self, info): pass
+    def operation(self, rec): pass
+    def finish(self, status, error=None): pass
+    def checkpoint(self, index, state):
+        if state.get("epoch") == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+with Bench.open(simulate=True) as bench:
+    proto = TrainHopfield(patterns=glyphs("L", "T", "X", "O"), epochs=2, v_train=0.6 * bench.info.v_max)
+    Runner(bench, observers=[ArchiveWriter(sys.argv[1]), KillAfterFirstEpoch()]).run(proto)
+"""
+
+
+def test_resume_a_killed_dry_run_with_the_runner(bench, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_RUNNER)
+    path = tmp_path / "train.h5"
+    p = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert p.returncode == -9, p.stderr
+    with open_run(path) as r:
+        assert r.status == "running" and r.counts["reads"] == 1 and r.counts["checkpoints"] == 1
+
+    w = ArchiveWriter.resume(path)
+    point = w.resume_point
+    assert point.state == {"epoch": 1}
+    proto = TrainHopfield(patterns=glyphs(*GLYPHS), epochs=2, v_train=0.6 * bench.info.v_max)
+    res = Runner(bench, observers=[w]).run(proto, resume=point.state, start_index=point.next_index)
+    assert res.status == "complete"
+    with open_run(path) as r:
+        assert r.status == "complete" and len(r.resumes) == 1
+        assert list(r.conductance.coords["epoch"].values) == [1, 2]
+        assert list(r.checkpoints["state"].map(lambda s: s["epoch"])) == [1, 2]
+        ops = r.operations
+        assert ops["index"].is_unique and ops["index"].is_monotonic_increasing
+        assert ops.loc[ops["segment"] == 1, "index"].min() == point.next_index

@@ -178,3 +178,23 @@ def test_small_crossbar_and_odd_values(tmp_path):
         assert vals["flag"] == 1.0 and vals["i"] == 4.0
         assert r.conductance.shape == (1, 4, 4)
         assert r.counts["commits"] >= 3  # flush_every=1
+
+
+def test_reader_names_what_it_cannot_read(tmp_path):
+    from lab.archive_reader import ArchiveFormatError
+
+    write_synthetic(tmp_path / "future.h5", epochs=1, n=6)
+    with h5py.File(tmp_path / "future.h5", "r+") as f:
+        f.attrs["hopbench_layout_version"] = LAYOUT_VERSION + 1
+    with pytest.raises(ArchiveFormatError, match="layout version 2.*newer hopbench"):
+        open_run(tmp_path / "future.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    with pytest.raises(ArchiveFormatError, match="not a hopbench run archive"):
+        open_run(tmp_path / "other.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")
+    write_synthetic(tmp_path / "good.h5", epochs=1, n=6)
+    runs = list_runs(tmp_path).set_index(runs_key := "path")
+    status = {Path(k).name: v for k, v in runs["status"].items()}
+    assert status == {"future.h5": "unreadable", "other.h5": "unreadable", "junk.h5": "unreadable", "good.h5": "complete"}
+    assert "newer hopbench" in runs.loc[str(tmp_path / "future.h5"), "error"]
