@@ -114,6 +114,11 @@ class Circuit:
         self._passive_static = passive
         self._counts = counts
         self._mode_cache: dict = {}
+        lk = np.array([(self.group[L + b], self.group[l], r) for b, l, r in links], dtype=float).reshape(-1, 3)
+        self._link_bus_g = lk[:, 0].astype(np.intp)
+        self._link_line_g = lk[:, 1].astype(np.intp)
+        with np.errstate(divide="ignore"):
+            self._link_g = np.where(lk[:, 2] > 0, 1.0 / lk[:, 2], np.nan)
 
     def _device_laplacian(self, G: np.ndarray) -> np.ndarray:
         n = self.n_groups
@@ -144,7 +149,10 @@ class Circuit:
         free = np.setdiff1d(np.arange(self.n_groups), pin_groups)
         line_groups = self.group[:L]
         all_lines_pinned = bool(np.isin(line_groups, pin_groups).all())
-        out = (pinned, r_eff, pin_groups, free, all_lines_pinned)
+        n = self.n_groups
+        ff = (free[:, None] * n + free[None, :]).ravel()  # flat indices of the free×free block
+        fp = (free[:, None] * n + pin_groups[None, :]).ravel()
+        out = (pinned, r_eff, pin_groups, free, all_lines_pinned, ff, fp)
         self._mode_cache[modes] = out
         return out
 
@@ -180,7 +188,7 @@ class Circuit:
     def _solve_modes(self, G, modes, forced):
         L = self.n_lines
         n = self.n_groups
-        pinned, r_eff, pin_groups, free, all_pinned = self._layout(modes)
+        pinned, r_eff, pin_groups, free, all_pinned, ff, fp = self._layout(modes)
         v = np.zeros(n)
         for g, i in pinned.items():
             v[g] = self.sources[self.bus_names[i]].level_V
@@ -197,8 +205,10 @@ class Circuit:
         fast = all_pinned  # devices then touch no free node: no device Laplacian needed
         if free.size:
             Lp = self._passive_static if fast else self._passive_static + self._device_laplacian(G)
-            A = Lp[np.ix_(free, free)] + np.diag(src_diag[free])
-            rhs = inject[free] - Lp[np.ix_(free, pin_groups)] @ v[pin_groups]
+            nf = free.size
+            A = Lp.take(ff).reshape(nf, nf)
+            A.flat[:: nf + 1] += src_diag[free]
+            rhs = inject[free] - Lp.take(fp).reshape(nf, pin_groups.size) @ v[pin_groups]
             v[free] = np.linalg.solve(A, rhs)
         line_v = v[self.group[:L]]
         dev = self.topology.devices
@@ -224,9 +234,7 @@ class Circuit:
             from_others[g] += currents[i]
         for g, i in pinned.items():
             currents[i] = out[g] - from_others[g]
-        link_i = np.array(
-            [(v[self.group[L + b]] - v[self.group[l]]) / r if r > 0 else np.nan for b, l, r in self.links]
-        )
+        link_i = (v[self._link_bus_g] - v[self._link_line_g]) * self._link_g
         bus_v = {b: float(v[self.group[L + i]]) for i, b in enumerate(self.bus_names)}
         sol = CircuitSolution(
             line_v=line_v,

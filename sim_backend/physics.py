@@ -63,6 +63,32 @@ def wall_speed(rho: np.ndarray, th: np.ndarray, T: np.ndarray | float, p: Device
     return v
 
 
+def wall_speed_fast(j_rel: np.ndarray, jd_rel: np.ndarray, T_film: float, p: DevicePreset) -> np.ndarray:
+    """wall_speed in float32 for devices known to be above their creep onset.
+
+    The flow law is cheap and holds for most driven devices; the creep exponential (with
+    the device's own Joule heating) is evaluated only on those still below depinning.
+    """
+    v = np.subtract(j_rel, jd_rel)
+    creep = np.flatnonzero(v < 0)
+    v *= np.float32(p.flow_slope)
+    v += np.float32(1.0)
+    if creep.size:
+        jc = j_rel[creep]
+        T = device_temperature(T_film, jc, p).astype(np.float32)
+        arg = np.divide(jd_rel[creep], jc)  # rho^-1
+        if p.creep_exponent == 0.25:
+            np.sqrt(arg, out=arg)
+            np.sqrt(arg, out=arg)
+        else:
+            np.power(arg, np.float32(p.creep_exponent), out=arg)
+        arg -= np.float32(1.0)
+        arg *= np.float32(-p.creep_barrier_K)
+        arg /= T
+        v[creep] = np.exp(arg, out=arg)
+    return v
+
+
 def relaxation_rate(T: np.ndarray | float, p: DevicePreset) -> np.ndarray | float:
     """Néel–Arrhenius rate (1/s) of return toward the rest texture, per unit mobility."""
     if p.relax_attempt_Hz == 0.0:
@@ -77,6 +103,35 @@ def driven_relaxation_factor(rho: np.ndarray, p: DevicePreset) -> np.ndarray:
     and suppresses them: exp(−β·j/j_d). Idle paths relax at the full Arrhenius rate.
     """
     return np.exp(-p.relax_drive_suppression * rho)
+
+
+def soft_bound_update(
+    x: np.ndarray,
+    up: np.ndarray,
+    down: np.ndarray | None,
+    relax: np.ndarray,
+    x_rest: float,
+    lam: np.ndarray,
+) -> np.ndarray:
+    """soft_bound_step with the rates already multiplied by dt (lam = up + down + relax).
+
+    In-place friendly float32 form for the array: returns the new x (x itself untouched).
+    """
+    if relax is None and down is None:  # pure push up: x → 1
+        decay = np.exp(np.negative(lam))
+        new = np.subtract(x, np.float32(1.0))
+        new *= decay
+        new += np.float32(1.0)
+        return np.clip(new, 0.0, 1.0, out=new)
+    lam = np.maximum(lam, np.float32(1e-30))
+    x_inf = np.multiply(relax, np.float32(x_rest)) if relax is not None else np.zeros_like(up)
+    x_inf += up
+    x_inf /= lam
+    decay = np.exp(np.negative(lam, out=lam), out=lam)
+    new = np.subtract(x, x_inf)
+    new *= decay
+    new += x_inf
+    return np.clip(new, 0.0, 1.0, out=new)
 
 
 def soft_bound_step(
