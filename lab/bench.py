@@ -56,13 +56,26 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
     sim = config.simulation
     return {
         "topology": topo,
-        "preset": sim.preset,
+        "preset": _preset(sim),
         "seed": sim.seed,
         "contact_resistance_ohm": sim.contact_resistance_ohm,
         "source_resistance_ohm": sim.source_resistance_ohm,
         "realtime": sim.realtime,
         "instruments": insts,
     }
+
+
+def _preset(sim: Any) -> Any:
+    """The preset name, or its validated contents with the bench's overrides applied."""
+    if not sim.preset_overrides:
+        return sim.preset
+    from sim_backend import load_preset
+
+    base = load_preset(sim.preset).model_dump()
+    unknown = sorted(set(sim.preset_overrides) - set(base))
+    if unknown:
+        raise ConfigError(sim.preset, [(f"simulation.preset_overrides.{unknown[0]}", "not a field of the preset")])
+    return load_preset({**base, **sim.preset_overrides}).model_dump()
 
 
 def bench_info(config: BenchConfig, simulated: bool) -> BenchInfo:

@@ -311,12 +311,15 @@ def list_runs(
         if as_json:
             _emit_json(rows)
             return
-        table = Table(title=str(folder))
-        cols = list(rows[0].keys()) if rows else ["path", "status", "protocol", "start_time", "size_bytes"]
-        for col in cols:
-            table.add_column(col)
+        table = Table(title=f"{folder}: {len(rows)} runs")
+        for col in ("run", "status", "protocol", "started", "size", "operations"):
+            table.add_column(col, justify="right" if col in ("size", "operations") else "left")
         for row in rows:
-            table.add_row(*(str(row[c]) for c in cols))
+            size = row.get("size_bytes") or 0
+            table.add_row(
+                Path(str(row["path"])).name, str(row.get("status", "")), str(row.get("protocol") or ""),
+                str(row.get("start_time") or "")[:19], f"{size / 1e6:.2f} MB", str(row.get("operations") or ""),
+            )
         out.print(table)
 
     _guard(body)

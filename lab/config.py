@@ -189,7 +189,8 @@ class LimitsConfig(_Strict):
 
 
 class SimulationConfig(_Strict):
-    preset: str = "film-amr"
+    preset: str = "film-amr"  # a shipped preset name or a path to a preset file
+    preset_overrides: dict[str, Any] = Field(default_factory=dict)  # preset fields to replace (sweeps)
     seed: int = 0
     contact_resistance_ohm: float = Field(1.0, ge=0.0)
     source_resistance_ohm: float = Field(0.0, ge=0.0)

@@ -178,6 +178,76 @@ def _signals_deferred() -> Iterator[list[int]]:
             signal.signal(s, old)
 
 
+def dry_check(cfg: Any, info: Any, protocol: Any, *, g_nominal: float | None = None,
+              resume: Mapping[str, Any] | None = None, max_operations: int = 2_000_000) -> DryCheckReport:
+    """Replay the plan on paper: every operation checked, bench time and dose estimated.
+
+    Raises :class:`PlanRejected` (with the operation's index) at the first operation
+    that would break a limit or cannot be routed. Nothing is sent to any instrument.
+    """
+    paper = PaperBench(cfg, g_nominal)
+    guard = SafetyGuard(cfg)
+    paper.guard = guard
+    act = GuardedActuator(guard, paper, paper.timing)
+    xbar = Crossbar(act, cfg)
+    xbar.prepare()
+    counts: Counter[str] = Counter()
+    op_est: list[float] = []
+    check_parameters(info, protocol)
+    gen = protocol.steps(info, resume=resume)
+    result: Any = None
+    index = 0
+    truncated = False
+    try:
+        while True:
+            try:
+                op = gen.send(result) if index else next(gen)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise PlanRejected(index, "protocol", exc) from exc
+            if index >= max_operations:
+                truncated = True
+                break
+            t0 = act.estimated_s
+            try:
+                check_operation(op, cfg)
+                result = execute(op, xbar, guard)
+            except Exception as exc:
+                raise PlanRejected(index, getattr(op, "kind", type(op).__name__), exc) from exc
+            counts[op.kind] += 1
+            op_est.append(act.estimated_s - t0)
+            index += 1
+    finally:
+        gen.close()
+    return DryCheckReport(
+        protocol=getattr(protocol, "name", type(protocol).__name__),
+        n_operations=index,
+        counts=dict(counts),
+        bench_time_s=act.estimated_s,
+        relay_operations=act.relay_operations,
+        commands=act.commands,
+        measurements=act.measurements,
+        charge_C=paper.charge_C,
+        energy_J=paper.energy_J,
+        max_device_V=paper.max_device_V,
+        write_time_s=paper.write_time_s,
+        g_nominal_S=paper.g,
+        adaptive=bool(getattr(protocol, "adaptive", False)),
+        truncated=truncated,
+        op_estimates_s=op_est,
+    )
+
+def check_parameters(info: Any, protocol: Any) -> None:
+    check = getattr(protocol, "check", None)
+    if check is None:
+        return
+    try:
+        check(info)
+    except Exception as exc:
+        raise PlanRejected(0, "parameters", exc) from exc
+
+
 class Runner:
     """Runs protocols on one bench. Thread-safe controls: pause(), resume(), abort()."""
 
@@ -219,73 +289,12 @@ class Runner:
     # ------------------------------------------------------------ dry check
     def dry_check(self, protocol: Any, *, g_nominal: float | None = None,
                   resume: Mapping[str, Any] | None = None) -> DryCheckReport:
-        """Replay the plan on paper: every operation checked, bench time and dose estimated.
-
-        Raises :class:`PlanRejected` (with the operation's index) at the first operation
-        that would break a limit or cannot be routed. Nothing is sent to any instrument.
-        """
-        cfg = self.config
-        paper = PaperBench(cfg, g_nominal)
-        guard = SafetyGuard(cfg)
-        paper.guard = guard
-        act = GuardedActuator(guard, paper, paper.timing)
-        xbar = Crossbar(act, cfg)
-        xbar.prepare()
-        counts: Counter[str] = Counter()
-        op_est: list[float] = []
-        self._check_parameters(protocol)
-        gen = protocol.steps(self.bench.info, resume=resume)
-        result: Any = None
-        index = 0
-        truncated = False
-        try:
-            while True:
-                try:
-                    op = gen.send(result) if index else next(gen)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    raise PlanRejected(index, "protocol", exc) from exc
-                if index >= self.max_check_operations:
-                    truncated = True
-                    break
-                t0 = act.estimated_s
-                try:
-                    check_operation(op, cfg)
-                    result = execute(op, xbar, guard)
-                except Exception as exc:
-                    raise PlanRejected(index, getattr(op, "kind", type(op).__name__), exc) from exc
-                counts[op.kind] += 1
-                op_est.append(act.estimated_s - t0)
-                index += 1
-        finally:
-            gen.close()
-        return DryCheckReport(
-            protocol=getattr(protocol, "name", type(protocol).__name__),
-            n_operations=index,
-            counts=dict(counts),
-            bench_time_s=act.estimated_s,
-            relay_operations=act.relay_operations,
-            commands=act.commands,
-            measurements=act.measurements,
-            charge_C=paper.charge_C,
-            energy_J=paper.energy_J,
-            max_device_V=paper.max_device_V,
-            write_time_s=paper.write_time_s,
-            g_nominal_S=paper.g,
-            adaptive=bool(getattr(protocol, "adaptive", False)),
-            truncated=truncated,
-            op_estimates_s=op_est,
-        )
+        """Replay the plan on paper (see :func:`dry_check`); nothing is sent."""
+        return dry_check(self.config, self.bench.info, protocol, g_nominal=g_nominal, resume=resume,
+                         max_operations=self.max_check_operations)
 
     def _check_parameters(self, protocol: Any) -> None:
-        check = getattr(protocol, "check", None)
-        if check is None:
-            return
-        try:
-            check(self.bench.info)
-        except Exception as exc:
-            raise PlanRejected(0, "parameters", exc) from exc
+        check_parameters(self.bench.info, protocol)
 
     # ------------------------------------------------------------ run
     def run_info(self, protocol: Any, run_id: str | None = None) -> RunInfo:
