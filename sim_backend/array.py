@@ -44,7 +44,6 @@ class DeviceArray:
         x0 = np.where(stuck, rng.random(D), x0)
         self._x = np.clip(x0, 0.0, 1.0).astype(f32)
         self.mobility[stuck] = 0.0
-        self._n_stuck = int(stuck.sum())
 
         self.window_S = p.window_S
         # j/j_depin,nominal per volt at x = 0; device area scales with its G, so geometry
