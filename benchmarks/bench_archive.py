@@ -156,15 +156,16 @@ class Timed:
     def __init__(self, inner: Any):
         self.inner = inner
         self.seconds = 0.0
-        self.calls = 0
+        self.by_call: dict[str, float] = {}
 
     def _timed(self, name: str, *a: Any) -> None:
         t0 = time.perf_counter()
         try:
             getattr(self.inner, name)(*a)
         finally:
-            self.seconds += time.perf_counter() - t0
-            self.calls += 1
+            dt = time.perf_counter() - t0
+            self.seconds += dt
+            self.by_call[name] = self.by_call.get(name, 0.0) + dt
 
     def start(self, info: Any) -> None:
         self._timed("start", info)
@@ -198,7 +199,7 @@ def dry_run_share(tmp: Path) -> dict[str, Any] | str:
         wall = time.perf_counter() - t0
     out.update(protocol="train_hopfield (4 glyphs, 3 epochs, read every epoch)", status=res.status,
                operations=res.n_operations, wall_s=wall, archive_s=timed.seconds, share=timed.seconds / wall,
-               commit_s=w.commit_seconds, file_bytes=(tmp / "dry.h5").stat().st_size)
+               commit_s=w.commit_seconds, by_call=timed.by_call, file_bytes=(tmp / "dry.h5").stat().st_size)
     return out
 
 
@@ -307,6 +308,9 @@ def main() -> None:
                       f"wall {share['wall_s']:.2f} s, in the archive {share['archive_s'] * 1e3:.1f} ms "
                       f"(commits {share['commit_s'] * 1e3:.1f} ms) = {100 * share['share']:.2f} % "
                       f"(target <= 10 %); file {share['file_bytes'] / 1e6:.2f} MB")
+                per = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in share["by_call"].items())
+                print(f"  by observer call: {per}; per operation "
+                      f"{1e3 * share['by_call'].get('operation', 0) / max(1, share['operations']):.2f} ms")
         if args.crash:
             t = crash_survey(tmp, args.crash)
             print(f"\nSIGKILL survey (v110 + SWMR, commit every 1-7 reads): {t}")

@@ -18,6 +18,26 @@ Why it looks the way it does (measurements in the project's HDF5 notes):
   stream, ``/entry/log/json``, addressed by (offset, length) columns: fixed-size types are
   SWMR-safe, variable-length strings live in HDF5's global heap, which SWMR readers
   do not refresh reliably.
+
+Layout (version 1; N neurons, D devices, L lines, k = rows so far; units in @units)::
+
+    / @NX_class=NXroot @default=entry @hopbench_layout_version=1
+    /entry  NXentry @default=data
+        title run_id program_name(@version @git_revision) start_time
+        end_time status error          fixed-size, overwritten at finish
+        committed                      compound scalar: committed rows per table (the truth)
+        instrument/  NXinstrument      bench_text bench_parsed(JSON) simulated sim_preset(JSON)
+                                       host v_max v_read_max default_v_read max_pulse_width
+        sample/      NXsample          topology n_neurons n_devices n_lines line_names
+                                       neuron_lines(JSON) device_lines(D,2) device_cells(D,2)
+        protocol/    NXparameters      name parameters(JSON) seeds(JSON) extra(JSON)
+        data/        NXdata            conductance(k,N,N) conductance_errors(k,N,N) t_bench(k) row col
+        devices/     NXdata            g(k,D) g_errors(k,D) truth(k,D) t_bench(k, link) device
+        multiply/    NXdata            currents(k,N) pattern(k,N) t_bench(k) neuron
+        apply/       NXdata            line_voltages(k,L) t_bench(k) line
+        log/         NXcollection      operations reads pairs multiplies applies records
+                                       record_values checkpoints resumes (compound rows)
+                                       json (UTF-8 bytes; rows point in by json_offset/length)
 """
 from __future__ import annotations
 

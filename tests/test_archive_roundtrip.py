@@ -160,7 +160,7 @@ def test_small_crossbar_and_odd_values(tmp_path):
         v_max=3.0, v_read_max=0.1, max_pulse_width_s=1e-3, default_v_read=0.05,
     )
     path = tmp_path / "x.h5"
-    w = ArchiveWriter(path, flush_every=1)
+    w = ArchiveWriter(path, flush_every=1, fsync=True)
     w.start(run_info(bench))
     s = SyntheticRun(w, bench)
     lv = np.array([1.0, np.nan, 0, 0, 0, 0, 0, 0])
