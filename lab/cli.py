@@ -251,9 +251,10 @@ def sim_server(
             if as_json:
                 sys.stdout.write(json.dumps(server.resources) + "\n")
             else:
+                # Plain tab-separated lines, so scripts can read the resource strings.
                 for name, resource in server.resources.items():
-                    out.print(f"{name}\t{resource}", highlight=False)
-                out.print("serving; Ctrl-C stops", highlight=False)
+                    sys.stdout.write(f"{name}\t{resource}\n")
+                sys.stdout.write("serving; Ctrl-C stops\n")
             sys.stdout.flush()
             t_end = time.monotonic() + duration if duration else None
             while not stop["now"] and (t_end is None or time.monotonic() < t_end):
