@@ -207,31 +207,40 @@ def accuracy_per_epoch(table: pd.DataFrame) -> Figure:
 # --------------------------------------------------------------------------- characterization
 
 
+_NAMED_UNITS = {"current": "A", "voltage": "V", "g": "S", "g_std": "S", "g_fit": "S", "delta_g": "S",
+                "g_inf": "S", "times": "s", "time": "s", "tau": "s"}
+_SUFFIX_UNITS = (("_per_s", "1/s"), ("_S", "S"), ("_V", "V"), ("_s", "s"), ("_A", "A"), ("_ohm", "Ω"), ("_W", "W"))
+
+
 def _unit_label(key: str) -> str:
-    units = {"_v": "V", "_s": "s", "_a": "A", "_ohm": "Ω", "_w": "W"}
-    low = key.lower()
-    if key.endswith("_S") or key in ("g", "G", "delta_g", "dG"):
-        return f"{key} (S)"
-    for suffix, unit in units.items():
-        if low.endswith(suffix):
+    """Axis label with the unit read off the key (``delta_g_S`` → S, ``widths_s`` → s)."""
+    for suffix, unit in _SUFFIX_UNITS:
+        if key.endswith(suffix):
             return f"{key} ({unit})"
-    return f"{key} (1)" if key not in ("count",) else key
+    unit = _NAMED_UNITS.get(key.lower())
+    return f"{key} ({unit})" if unit else f"{key} (1)"
 
 
-def characterization_curves(series: Mapping[str, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel: str,
+def characterization_curves(panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], xlabel: str,
                             title: str = "Characterization") -> Figure:
-    """Curves y(x), one per label (e.g. ΔG versus pulse amplitude for each polarity)."""
-    fig = _figure(6.5, 4.2)
-    ax = fig.subplots()
-    for label, (x, y) in series.items():
-        order = np.argsort(np.asarray(x, float), kind="stable")
-        ax.plot(np.asarray(x, float)[order], np.asarray(y, float)[order], "o-", ms=3, label=str(label))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if len(series) > 1:
-        ax.legend(fontsize=8)
-    ax.set_title(title)
+    """One panel per quantity (its y label), each with curves y(x) per label, e.g.
+    ``{"delta_g_S (S)": {"device C0-C1": (amplitudes, dG)}}``. Points whose x repeats (two
+    polarities at one width) are drawn as markers only, so no line zigzags between them."""
+    k = len(panels)
+    fig = _figure(6.5, 2.6 * k + 0.8)
+    axes = fig.subplots(k, 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (ylabel, series) in zip(axes, panels.items()):
+        for label, (x, y) in series.items():
+            x, y = np.asarray(x, float), np.asarray(y, float)
+            order = np.argsort(x, kind="stable")
+            style = "o-" if np.unique(x).size == x.size else "o"
+            ax.plot(x[order], y[order], style, ms=3, label=str(label))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=7)
+    axes[-1].set_xlabel(xlabel)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -309,28 +318,80 @@ def _recall_rows(run: Any, patterns: np.ndarray | None, max_rows: int):
     return cues, finals, targets, titles
 
 
+_X_WORDS = ("amplitude", "width", "voltage", "time", "pulse", "bias")
+
+
+def _is_x(key: str) -> bool:
+    low = key.lower()
+    return any(w in low for w in _X_WORDS) and "delta" not in low and not key.endswith("_S")
+
+
+def _numeric_array(v: Any) -> np.ndarray | None:
+    if not isinstance(v, list) or len(v) < 2:
+        return None
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return a if a.ndim in (1, 2) else None
+
+
 def _characterization(run: Any) -> list[tuple[str, Figure]]:
-    out = []
+    """Curves of characterization-like streams (ΔG vs amplitude or width, IV, retention ...).
+
+    A record that holds whole curves (lists) is split by length: in each group the key that
+    names an independent variable (amplitude, width, voltage, time, pulse) is x, the rest
+    are y; a group without one is plotted against the point index. Streams of scalar
+    records plot each number against the first one, grouped by a text column if any.
+    """
+    out: list[tuple[str, Figure]] = []
     for stream in run.streams:
         if stream in KNOWN_STREAMS or not any(h in stream.lower() for h in _CHARACTERIZATION_HINTS):
             continue
         df = run.records(stream)
-        numeric = [c for c in df.columns if c not in ("record", "seq", "index", "t_wall", "t_bench", "stream")
-                   and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
-        if len(numeric) < 2:
+        meta = {"record", "seq", "index", "t_wall", "t_bench", "stream"}
+        figures: dict[tuple[str, int], dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
+        for k, row in df.iterrows():
+            label = "-".join(map(str, row["lines"])) if isinstance(row.get("lines"), list) else f"record {row['record']}"
+            arrays = {c: a for c in df.columns if c not in meta and (a := _numeric_array(row[c])) is not None}
+            by_len: dict[int, list[str]] = {}
+            for c, a in arrays.items():
+                by_len.setdefault(len(a), []).append(c)
+            for n, keys in by_len.items():
+                xs = [c for c in keys if _is_x(c)]
+                x_key = xs[0] if xs else "point"
+                x = arrays[x_key] if xs else np.arange(n, dtype=float)
+                for c in keys:
+                    if c == x_key:
+                        continue
+                    panel = figures.setdefault((x_key, n), {}).setdefault(_unit_label(c), {})
+                    y = arrays[c]
+                    if y.ndim == 2:
+                        for j in range(y.shape[1]):
+                            panel[f"{label} #{j}"] = (x, y[:, j])
+                    else:
+                        panel[label] = (x, y)
+        for (x_key, n), panels in figures.items():
+            panels = dict(list(panels.items())[:4])
+            xlabel = "point (index)" if x_key == "point" else _unit_label(x_key)
+            out.append((f"characterization_{stream}_{x_key}_{n}",
+                        characterization_curves(panels, xlabel, f"{stream}: versus {x_key}")))
+        if figures:
             continue
-        x, ys = numeric[0], numeric[1:]
-        groups = [c for c in df.columns if df[c].dtype == object and df[c].map(lambda v: isinstance(v, str)).all()
-                  and c != "stream"]
-        for y in ys[:3]:
-            series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        numeric = [c for c in df.columns if c not in meta
+                   and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+        if len(numeric) < 2 or len(df) < 2:  # a one-record summary is a table, not a curve
+            continue
+        x_col = next((c for c in numeric if _is_x(c)), numeric[0])
+        groups = [c for c in df.columns if c not in meta and df[c].dtype == object
+                  and df[c].map(lambda v: isinstance(v, str)).all()]
+        panels = {}
+        for y in [c for c in numeric if c != x_col][:4]:
             if groups:
-                for name, g in df.groupby(groups[0]):
-                    series[str(name)] = (g[x].to_numpy(), g[y].to_numpy())
+                panels[_unit_label(y)] = {str(name): (g[x_col].to_numpy(), g[y].to_numpy()) for name, g in df.groupby(groups[0])}
             else:
-                series[y] = (df[x].to_numpy(), df[y].to_numpy())
-            out.append((f"characterization_{stream}_{y}",
-                        characterization_curves(series, _unit_label(x), _unit_label(y), f"{stream}: {y} vs {x}")))
+                panels[_unit_label(y)] = {y: (df[x_col].to_numpy(), df[y].to_numpy())}
+        out.append((f"characterization_{stream}", characterization_curves(panels, _unit_label(x_col), f"{stream}: versus {x_col}")))
     return out
 
 

@@ -119,3 +119,22 @@ def test_resume_a_killed_dry_run_with_the_runner(bench, tmp_path):
         ops = r.operations
         assert ops["index"].is_unique and ops["index"].is_monotonic_increasing
         assert ops.loc[ops["segment"] == 1, "index"].min() == point.next_index
+
+
+def test_characterization_curves_from_dry_runs(bench, tmp_path):
+    from protocols.characterize import Characterize
+    from protocols.ivsweep import IVSweep
+
+    for name, proto in (("iv", IVSweep(a=0, b=1)), ("char", Characterize(curve_pulses=10, noise_reads=3))):
+        path = tmp_path / f"{name}.h5"
+        assert Runner(bench, observers=[ArchiveWriter(path)]).run(proto).status == "complete"
+        rep = report(path, tmp_path / name)
+        for p in rep.figures.values():
+            assert p.stat().st_size > 10_000
+        kinds = {n.rsplit("_", 1)[0] for n in rep.figures}  # drop the curve length
+        if name == "iv":
+            assert kinds == {"characterization_iv_voltage"}
+        else:  # ΔG vs signed amplitude, ΔG vs width, and the learning curves vs pulse number
+            assert kinds == {"characterization_characterize_device_amplitudes_V",
+                             "characterization_characterize_device_widths_s",
+                             "characterization_characterize_device_point"}
