@@ -541,13 +541,16 @@ class ArchiveWriter:
             status, error = "failed", f"archive commit failed: {exc!r}" + (f"; run error: {error}" if error else "")
             raise
         finally:
-            # Whatever happened above, the file must end saying how the run ended.
-            f["entry/status"][()] = np.bytes_(status)
-            f["entry/error"][()] = _fixed_string(error or "", ERROR_BYTES)
-            f["entry/end_time"][()] = np.bytes_(_now_iso())
-            f.flush()
-            self.close()
-            self.finished = True
+            # Whatever happened above, the file must end saying how the run ended,
+            # and be closed (releasing the writer lock) even if that fails too.
+            try:
+                f["entry/status"][()] = np.bytes_(status)
+                f["entry/error"][()] = _fixed_string(error or "", ERROR_BYTES)
+                f["entry/end_time"][()] = np.bytes_(_now_iso())
+                f.flush()
+            finally:
+                self.close()
+                self.finished = True
 
     # ---------------------------------------------------------------- resume
 
