@@ -337,7 +337,7 @@ def sweep(
 ) -> None:
     """A grid or random sweep of protocol and device-preset parameters, each point a simulated run, on Dask.
 
-    Example: hopbench sweep data/sweeps/train-voltage.toml --workers 2
+    Example: hopbench sweep data/sweeps/read-noise.toml --workers 2
     """
 
     def body() -> None:
