@@ -64,20 +64,19 @@ def _protocol(name_or_file: str | Any, overrides: Mapping[str, Any] | None):
 
 
 def _scalars(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Last value of each scalar field of each Record stream, as ``stream.field``."""
+    """Last value of each numeric scalar field of each Record stream, as ``stream.field``."""
+    import numbers
+
+    import numpy as np
+
     out: dict[str, Any] = {}
     for stream, values in records:
         for key, value in values.items():
-            if isinstance(value, (int, float, bool)) and not isinstance(value, bool) or isinstance(value, float):
-                out[f"{stream}.{key}"] = value
-            elif hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-                out[f"{stream}.{key}"] = value.item()
+            if isinstance(value, np.ndarray) and value.ndim == 0:
+                value = value.item()
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                out[f"{stream}.{key}"] = float(value)
     return out
-
-
-def _archive_path(out_dir: Path, protocol_name: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir  # ArchiveWriter names the file inside a folder
 
 
 def run_protocol(
@@ -120,7 +119,11 @@ def run_protocol(
     else:
         cfg = _config(bench, preset_overrides=preset_overrides, sim_seed=sim_seed)
         proto = _protocol(protocol, overrides)
-        target = Path(archive) if archive is not None else _archive_path(Path(out_dir or "."), proto.name)
+        if archive is not None:
+            target = Path(archive)
+        else:  # a folder: the writer names the file after the date, protocol and run id
+            target = Path(out_dir or ".")
+            target.mkdir(parents=True, exist_ok=True)
         writer = ArchiveWriter(target)
     try:
         with Bench.open(cfg, simulate=True if (dry_run or server is not None) else None, server=server) as b:
