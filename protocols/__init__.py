@@ -3,4 +3,4 @@
 Importing the package imports every protocol module so the registry
 (:func:`protocols.base.registry`) knows them all.
 """
-from . import read_conductances, recall, train  # noqa: F401  (registers the protocols)
+from . import characterize, ivsweep, read_conductances, recall, retention, train  # noqa: F401  (registers them)

@@ -92,20 +92,47 @@ def cell_lines(bench: BenchInfo) -> tuple[dict[int, int], dict[int, int]]:
     return rows, cols
 
 
+def field_terms(bench: BenchInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(output neuron, input neuron, device) of every term of an in-materio multiply.
+
+    A Multiply measures output neuron i with input j at s_j·v, so I_i = v Σ_j F_ij s_j with
+    F_ij the summed conductance of the devices carrying current from j into i: in a film
+    and a tied crossbar the device(s) between i and j (either orientation, never i with
+    itself); in an untied crossbar, whose rows are inputs and columns outputs, the device
+    at row j, column i (the diagonal included).
+    """
+    outs, ins, devs = [], [], []
+    untied = bench.topology == "crossbar" and all(len(lines) == 1 for lines in bench.neuron_lines)
+    for d, (i, j) in enumerate(bench.device_cells):
+        if untied:
+            outs.append(j)
+            ins.append(i)
+            devs.append(d)
+        elif i != j:
+            outs += [i, j]
+            ins += [j, i]
+            devs += [d, d]
+    return np.array(outs, dtype=int), np.array(ins, dtype=int), np.array(devs, dtype=int)
+
+
+def field_matrix(bench: BenchInfo, values: "np.ndarray | float") -> np.ndarray:
+    """F_ij = Σ of per-device ``values`` over the devices feeding input j into output i."""
+    outs, ins, devs = field_terms(bench)
+    v = np.broadcast_to(np.asarray(values, dtype=float), (bench.n_devices,))
+    f = np.zeros((bench.n_neurons, bench.n_neurons))
+    np.add.at(f, (outs, ins), v[devs])
+    return f
+
+
 def adjacency(bench: BenchInfo) -> np.ndarray:
-    """(N, N) bool: a device joins neuron i to neuron j ≠ i (either orientation)."""
-    n = bench.n_neurons
-    adj = np.zeros((n, n), dtype=bool)
-    for i, j in bench.device_cells:
-        if i != j:
-            adj[i, j] = adj[j, i] = True
-    return adj
+    """(N, N) bool: some device carries input j into output i."""
+    return field_matrix(bench, 1.0) > 0
 
 
 def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
     """(N, N) matrix of device conductances, symmetrised, NaN on the diagonal and where no device.
 
-    A crossbar has a device at (i, j) and at (j, i); the network weight is their mean.
+    A crossbar has a device at (i, j) and at (j, i); the matrix shows their mean.
     """
     n = bench.n_neurons
     total = np.zeros((n, n))
@@ -129,12 +156,40 @@ def matrix_of(bench: BenchInfo, result: MatrixResult) -> np.ndarray:
     return symmetric_matrix(bench, result.g)
 
 
-def weights_from_matrix(g_matrix: np.ndarray, g_ref: "float | np.ndarray") -> np.ndarray:
-    """W = G − G_ref read off a measured matrix: for software recall *from a measurement*."""
-    w = np.asarray(g_matrix, dtype=float) - np.asarray(g_ref, dtype=float)
-    w = np.where(np.isfinite(w), w, 0.0)
-    np.fill_diagonal(w, 0.0)
-    return w
+def reference_offset(
+    bench: BenchInfo, g: np.ndarray, baseline: np.ndarray | None, kind: "str | float"
+) -> np.ndarray:
+    """Per-output offset c_i (S) subtracted on top of the baseline, from measured conductances.
+
+    'mean': one number, the mean of G − baseline over every multiply term; 'row_mean': each
+    output's own mean; a number: that conductance (with no baseline, the G_ref itself).
+    """
+    n = bench.n_neurons
+    if not isinstance(kind, str):
+        return np.full(n, float(kind))
+    diff = np.asarray(g, dtype=float) - (0.0 if baseline is None else np.asarray(baseline, dtype=float))
+    diff = np.where(np.isfinite(diff), diff, 0.0)
+    f, ones = field_matrix(bench, diff), field_matrix(bench, 1.0)
+    if kind == "row_mean":
+        return f.sum(axis=1) / ones.sum(axis=1)
+    if kind == "mean":
+        return np.full(n, f.sum() / ones.sum())
+    raise ValueError(f"reference must be 'mean', 'row_mean' or a conductance in S, got {kind!r}")
+
+
+def weights_from_conductances(
+    bench: BenchInfo, g: np.ndarray, baseline: np.ndarray | None = None, reference: "str | float" = "mean"
+) -> np.ndarray:
+    """The weights the array computes with, W = F(G) − F(baseline) − c·F(1), from a measurement.
+
+    Row i holds what output neuron i sums: h = W s is the reference-subtracted field an
+    in-materio multiply returns. For software recall *from a measured matrix* and for
+    comparing learned weights; training never uses it to write anything.
+    """
+    c = reference_offset(bench, g, baseline, reference)
+    g = np.where(np.isfinite(g), g, 0.0)
+    b = 0.0 if baseline is None else np.asarray(baseline, dtype=float)
+    return field_matrix(bench, np.asarray(g, dtype=float) - b) - c[:, None] * field_matrix(bench, 1.0)
 
 
 def device_index(bench: BenchInfo) -> dict[tuple[int, int], int]:

@@ -1,49 +1,62 @@
 """In-materio recall: neuron updates whose fields come from measured currents.
 
-A Multiply puts the state on the neurons at ±v_read with the measured neuron at virtual
-ground, so I_i = v_read Σ_j G_ij s_j. With the reference conductance subtracted,
-h_i = I_i / v_read − g_ref_i Σ_{j~i} s_j = Σ_j (G_ij − g_ref_i) s_j: the field of the
-weight matrix W = G − G_ref, computed by the device itself.
+A Multiply puts the state on the neurons at ±v_read and measures each output at virtual
+ground, so I_i = v_read Σ_j F_ij s_j with F the summed device conductances between input
+j and output i (see :func:`protocols.common.field_terms`). The weights are conductance
+changes, so a reference is subtracted: h_i = I_i / v_read − Σ_j F(B + c)_ij s_j, with B a
+baseline measured before training (per device; optional) and c a uniform (or per-output)
+offset measured in materio with every input at +v_read. Then h = W s with
+W = F(G − B − c): the device itself computes the field.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generator, Literal
+from typing import Any, Generator, Sequence
 
 import numpy as np
 
 from lab.operations import BenchInfo, Multiply, MultiplyResult
 
-from .common import adjacency
+from .common import field_matrix
 
-Reference = Literal["mean", "row_mean"]
 Sub = Generator[Any, Any, Any]
 
 
-def measure_reference(bench: BenchInfo, kind: "Reference | float", v_read: float | None) -> Sub:
-    """The reference conductance per neuron (S), measured in materio.
+@dataclass(frozen=True)
+class Reference:
+    """What is subtracted from a measured current: F(baseline) s plus c_i Σ_j F(1)_ij s_j."""
 
-    With every neuron at +v_read but the measured one, I_i = v_read Σ_j G_ij: the row sum.
-    'mean' is the array's mean conductance (one number), 'row_mean' each row's own mean.
-    A number is taken as a conductance measured earlier (e.g. before training).
+    baseline_field: np.ndarray  # (N, N) F(B), zeros without a baseline
+    offset: np.ndarray  # (N,) c_i in S
+    ones_field: np.ndarray  # (N, N) F(1)
+
+    def subtract(self, res: MultiplyResult, s: np.ndarray) -> np.ndarray:
+        return np.asarray(res.currents, dtype=float) / res.v_read - self.baseline_field @ s - self.offset * (
+            self.ones_field @ s
+        )
+
+
+def measure_reference(
+    bench: BenchInfo, kind: "str | float", v_read: float | None, baseline: Sequence[float] | None = None
+) -> Sub:
+    """The reference, with its offset measured in materio (one all-+1 Multiply) unless given.
+
+    With every input at +v_read, I_i/v = Σ_j F(G)_ij: the row sums, whose excess over the
+    baseline gives the mean conductance change ('mean': one number, 'row_mean': per output).
+    A number is the offset itself (S), e.g. a conductance measured before training.
     """
     n = bench.n_neurons
+    ones = field_matrix(bench, 1.0)
+    base = np.zeros((n, n)) if baseline is None else field_matrix(bench, np.asarray(baseline, dtype=float))
     if not isinstance(kind, str):
-        return np.full(n, float(kind))
+        return Reference(base, np.full(n, float(kind)), ones)
     if kind not in ("mean", "row_mean"):
         raise ValueError(f"reference must be 'mean', 'row_mean' or a conductance in S, got {kind!r}")
     res: MultiplyResult = yield Multiply(pattern=(1,) * n, v_read=v_read)
-    degree = adjacency(bench).sum(axis=1)
-    row_sum = np.asarray(res.currents, dtype=float) / res.v_read
+    excess = np.asarray(res.currents, dtype=float) / res.v_read - base.sum(axis=1)
     if kind == "row_mean":
-        return row_sum / degree
-    return np.full(n, float(np.sum(row_sum) / np.sum(degree)))
-
-
-def fields(bench: BenchInfo, res: MultiplyResult, s: np.ndarray, g_ref: np.ndarray) -> np.ndarray:
-    """h_i = I_i/v − g_ref_i Σ_{j≠i, j~i} s_j for the measured neurons (NaN elsewhere)."""
-    adj = adjacency(bench)
-    return np.asarray(res.currents, dtype=float) / res.v_read - g_ref * (adj @ s)
+        return Reference(base, excess / ones.sum(axis=1), ones)
+    return Reference(base, np.full(n, excess.sum() / ones.sum()), ones)
 
 
 @dataclass
@@ -52,7 +65,7 @@ class MaterioTrace:
     steps: int
     converged: bool
     cycle: bool
-    energies: list[float] = field(default_factory=list)  # E(s) = −½ s·h − (ref part), per visited state
+    energies: list[float] = field(default_factory=list)  # E(s) = −½ s·h + θ·s, per visited state
     multiplies: int = 0
     flips: int = 0
 
@@ -61,10 +74,17 @@ def _sign(a: float, keep: float) -> float:
     return 1.0 if a > 0 else (-1.0 if a < 0 else keep)
 
 
+def field_at(bench: BenchInfo, s: np.ndarray, reference: Reference, v_read: float | None,
+             neurons: tuple[int, ...] | None = None) -> Sub:
+    """One Multiply at state s: the reference-subtracted field (NaN for unmeasured neurons)."""
+    res = yield Multiply(pattern=tuple(int(x) for x in s), neurons=neurons, v_read=v_read)
+    return reference.subtract(res, s)
+
+
 def materio_recall(
     bench: BenchInfo,
     cue: np.ndarray,
-    g_ref: np.ndarray,
+    reference: Reference,
     *,
     mode: str = "async",
     theta: "np.ndarray | float" = 0.0,
@@ -76,8 +96,9 @@ def materio_recall(
 
     Sync: one full Multiply per step. Async: one full Multiply per sweep (energy and the
     fixed-point test), then one single-neuron Multiply per neuron in a random order.
-    The energy E = −½ Σ_i s_i h_i + θ·s comes from the same measured fields.
     """
+    if mode not in ("sync", "async"):
+        raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
     n = bench.n_neurons
     s = np.array(cue, dtype=float)
     th = np.broadcast_to(np.asarray(theta, dtype=float), (n,))
@@ -85,11 +106,10 @@ def materio_recall(
     energies: list[float] = []
     multiplies = 0
     flips = 0
-    seen: dict[bytes, int] = {}
+    seen: set[bytes] = set()
     for step in range(max_steps + 1):
-        res = yield Multiply(pattern=tuple(int(x) for x in s), v_read=v_read)
+        h = yield from field_at(bench, s, reference, v_read)
         multiplies += 1
-        h = fields(bench, res, s, g_ref)
         energies.append(float(-0.5 * s @ h + th @ s))
         new = np.array([_sign(h[i] - th[i], s[i]) for i in range(n)])
         if np.array_equal(new, s):
@@ -97,23 +117,20 @@ def materio_recall(
         if step == max_steps:
             break
         if mode == "sync":
-            seen[s.tobytes()] = step
+            seen.add(s.tobytes())
             flips += int(np.sum(new != s))
             s = new
             if s.tobytes() in seen:
-                res = yield Multiply(pattern=tuple(int(x) for x in s), v_read=v_read)
+                h = yield from field_at(bench, s, reference, v_read)
                 multiplies += 1
-                energies.append(float(-0.5 * s @ fields(bench, res, s, g_ref) + th @ s))
+                energies.append(float(-0.5 * s @ h + th @ s))
                 return MaterioTrace(s, step + 1, False, True, energies, multiplies, flips)
-        elif mode == "async":
+        else:
             for i in rng.permutation(n):
-                r1 = yield Multiply(pattern=tuple(int(x) for x in s), neurons=(int(i),), v_read=v_read)
+                hi = (yield from field_at(bench, s, reference, v_read, (int(i),)))[i]
                 multiplies += 1
-                hi = fields(bench, r1, s, g_ref)[i]
                 si = _sign(hi - th[i], s[i])
                 if si != s[i]:
                     s[i] = si
                     flips += 1
-        else:
-            raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
     return MaterioTrace(s, max_steps, False, False, energies, multiplies, flips)

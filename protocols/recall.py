@@ -10,7 +10,7 @@ from lab.operations import BenchInfo, Note, ReadMatrix, Record
 
 from . import hopfield_reference as ref
 from .base import Plan, Protocol
-from .common import CueChoice, PatternChoice, matrix_of, weights_from_matrix
+from .common import CueChoice, PatternChoice, weights_from_conductances
 from .materio import materio_recall, measure_reference
 
 
@@ -19,8 +19,13 @@ class Recall(Protocol):
 
     ``compute="materio"``: each neuron field is a measured current (Multiply), reference
     subtracted. ``compute="software"``: one matrix read, then the same dynamics in software
-    on W = G − G_ref, for comparison. Cues are the stored patterns with ``cues.flip_fraction``
+    on the same W, for comparison. Cues are the stored patterns with ``cues.flip_fraction``
     of their bits flipped, or the explicit ``probes`` (e.g. a new, similar glyph).
+
+    The weights are W = G − baseline − offset: ``baseline`` is the per-device conductance
+    measured before training (the ``g`` of a ReadConductances run; it removes the devices'
+    own spread), ``reference`` the offset on top ('mean' of the change, 'row_mean', or a
+    conductance in S). Without a baseline, 'mean' subtracts the mean conductance itself.
     """
 
     name: ClassVar[str] = "recall"
@@ -32,17 +37,18 @@ class Recall(Protocol):
     mode: Literal["sync", "async"] = "async"
     compute: Literal["materio", "software"] = "materio"
     reference: Literal["mean", "row_mean"] | float = "mean"
+    baseline: tuple[float, ...] | None = None
     theta: float = 0.0
     max_steps: int = Field(30, ge=1)
     v_read: float | None = Field(None, gt=0)
     read_repeats: int = Field(1, ge=1)
     order_seed: int = 0
 
-    @field_validator("reference")
+    @field_validator("baseline")
     @classmethod
-    def _positive_reference(cls, v: Any) -> Any:
-        if isinstance(v, float) and not v > 0:
-            raise ValueError("reference conductance must be > 0 S")
+    def _finite_baseline(cls, v: Any) -> Any:
+        if v is not None and not all(np.isfinite(x) for x in v):
+            raise ValueError("baseline has non-finite conductances")
         return v
 
     def cue_list(self, bench: BenchInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,20 +67,16 @@ class Recall(Protocol):
         if self.v_read is not None and self.v_read > bench.v_read_max:
             raise ValueError(f"v_read = {self.v_read} V exceeds the bench read ceiling {bench.v_read_max} V")
         rng = np.random.default_rng(self.order_seed)
+        if self.baseline is not None and len(self.baseline) != bench.n_devices:
+            raise ValueError(f"baseline has {len(self.baseline)} conductances, the bench {bench.n_devices} devices")
         yield Note(f"recall of {len(cues)} cues ({self.mode}, {self.compute}) over {' '.join(names)}")
+        base = None if self.baseline is None else np.array(self.baseline)
         w = None
         if self.compute == "software":
             m = yield ReadMatrix(v_read=self.v_read, repeats=self.read_repeats)
-            g = matrix_of(bench, m)
-            if self.reference == "mean":
-                g_ref = float(np.nanmean(g))
-            elif self.reference == "row_mean":
-                g_ref = np.nanmean(g, axis=1)[:, None]
-            else:
-                g_ref = float(self.reference)
-            w = weights_from_matrix(g, g_ref)
+            w = weights_from_conductances(bench, np.asarray(m.g), base, self.reference)
         else:
-            g_ref = yield from measure_reference(bench, self.reference, self.v_read)
+            reference = yield from measure_reference(bench, self.reference, self.v_read, self.baseline)
         finals, steps = [], []
         for k, (cue, t) in enumerate(zip(cues, targets)):
             if w is not None:
@@ -82,7 +84,7 @@ class Recall(Protocol):
                 final, nsteps, conv, cyc, energies, mults = r.final, r.steps, r.converged, r.cycle, r.energies, 0
             else:
                 tr = yield from materio_recall(
-                    bench, cue, g_ref, mode=self.mode, theta=self.theta,
+                    bench, cue, reference, mode=self.mode, theta=self.theta,
                     max_steps=self.max_steps, v_read=self.v_read, rng=rng,
                 )
                 final, nsteps, conv, cyc, energies, mults = (

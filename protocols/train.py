@@ -19,18 +19,22 @@ from .common import PatternChoice, check_voltage, outer_product_phases, pattern_
 Encoding = Literal["pattern", "outer_product"]
 
 
-def encode(bench: BenchInfo, s: np.ndarray, v: float, encoding: Encoding, sign: int = 1) -> list[dict[int, float]]:
+def encode(
+    bench: BenchInfo, s: np.ndarray, v: float, encoding: Encoding, potentiate_polarity: int = -1
+) -> list[dict[int, float]]:
     """Line-voltage phases that present the state ``s`` to the array.
 
-    "pattern": every line of neuron i at sign·s_i·V, so a device sees (s_i − s_j)·V; only
-    anti-aligned pairs carry current (the paper's film, or a tied crossbar).
-    "outer_product": crossbar V/2 phases putting sign·s_i s_j·V across device (i, j): for
-    bipolar devices, whose conductance moves up or down with the polarity.
+    "pattern": every line of neuron i at s_i·V, so a device sees (s_i − s_j)·V; only
+    anti-aligned pairs carry current (the paper's film, or a tied crossbar), which lowers
+    their conductance in a unipolar device: Hebbian by itself.
+    "outer_product": crossbar V/2 phases putting potentiate_polarity·s_i s_j·V across
+    device (i, j), for bipolar devices whose conductance moves with the polarity:
+    ``potentiate_polarity`` is the sign of the device voltage that raises G.
     """
     if encoding == "pattern":
-        return [pattern_voltages(bench, sign * s, v)]
+        return [pattern_voltages(bench, s, v)]
     if encoding == "outer_product":
-        return [volts for volts, _ in outer_product_phases(bench, sign * s, s, v)]
+        return [volts for volts, _ in outer_product_phases(bench, potentiate_polarity * s, s, v)]
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
@@ -56,7 +60,8 @@ class TrainHopfield(Protocol):
     Each presentation is a pulse train (``pulse``) at ±``v_train`` on the neuron lines in
     the chosen ``encoding``, followed by ``recovery_s`` of rest at 0 V (lets Joule heat
     and any transient relax before the next pattern). The matrix is read every
-    ``read_every`` epochs and after the last one.
+    ``read_every`` epochs and after the last one; ``read_first`` also reads the untrained
+    array (the baseline a recall subtracts).
     """
 
     name: ClassVar[str] = "train_hopfield"
@@ -66,10 +71,12 @@ class TrainHopfield(Protocol):
     v_train: float = Field(..., gt=0)
     pulse: PulseShape = PulseShape()
     encoding: Encoding = "pattern"
+    potentiate_polarity: Literal[1, -1] = -1
     order: Literal["sequential", "shuffled"] = "sequential"
     order_seed: int = 0
     recovery_s: float = Field(0.0, ge=0)
     read_every: int = Field(1, ge=0)
+    read_first: bool = False
     read_repeats: int = Field(1, ge=1)
     v_read: float | None = Field(None, gt=0)
 
@@ -85,7 +92,7 @@ class TrainHopfield(Protocol):
 
     def check(self, bench: BenchInfo) -> None:
         _, x = self.patterns.for_bench(bench)
-        for volts in encode(bench, x[0], self.v_train, self.encoding):
+        for volts in encode(bench, x[0], self.v_train, self.encoding, self.potentiate_polarity):
             check_voltage(bench, "v_train", volts)
         if self.pulse.width_s > bench.max_pulse_width_s:
             raise ValueError(f"pulse.width_s {self.pulse.width_s} s exceeds the bench limit {bench.max_pulse_width_s} s")
@@ -100,9 +107,13 @@ class TrainHopfield(Protocol):
         yield Note(f"clamped training of {' '.join(names)} for epochs {start + 1}..{self.epochs}")
         matrices: list[np.ndarray] = []
         read_epochs: list[int] = []
+        if self.read_first and start == 0:
+            m = yield from read_matrix(bench, self.read_repeats, self.v_read, 0)
+            matrices.append(m)
+            read_epochs.append(0)
         for epoch in range(start, self.epochs):
             for _, k, s in (p for p in plan if p[0] == epoch):
-                for volts in encode(bench, s, self.v_train, self.encoding):
+                for volts in encode(bench, s, self.v_train, self.encoding, self.potentiate_polarity):
                     yield Pulse.of(volts, self.pulse.width_s, self.pulse.count, self.pulse.period_s)
                 if self.recovery_s > 0:
                     yield Wait(self.recovery_s)
@@ -113,12 +124,152 @@ class TrainHopfield(Protocol):
                 matrices.append(m)
                 read_epochs.append(epoch + 1)
             yield Checkpoint({"epoch": epoch + 1})
-        return {"epochs": read_epochs, "matrices": matrices}
+        return {"epochs": read_epochs, "g": matrices}
 
 
 def read_matrix(bench: BenchInfo, repeats: int, v_read: float | None, epoch: int):
-    """Read the whole array, archive it under ``conductance`` and return the (N, N) matrix."""
+    """Read the whole array, archive it under ``conductance`` and return the per-device G."""
     res: MatrixResult = yield ReadMatrix(v_read=v_read, repeats=repeats)
     matrix = symmetric_matrix(bench, res.g)
     yield Record("conductance", {"epoch": epoch, "g": res.g, "g_std": res.g_std, "matrix": matrix})
-    return matrix
+    return np.asarray(res.g, dtype=float)
+
+
+class TrainErrorDriven(Protocol):
+    """Error-driven two-phase training: the device learns only where the network is wrong.
+
+    Each epoch the array is read (the measurement the decisions are made from). For each
+    pattern ξ, the *clamped* phase asks what the network does with ξ on its inputs (and
+    with ``noisy_probes`` noisy copies of ξ): every output neuron i whose measured field
+    fails ξ_i·h_i > margin·‖W_i‖ (wrong, or right with too little margin; ‖W_i‖ is the
+    measured norm of its weights) is in error. The *update* phase then pulses, with the
+    V/2 scheme, only the devices feeding the neurons in error, with the polarity of
+    ξ_i·s_j: potentiating the target where it agrees with the input and depressing where
+    it does not. Neurons already right with margin get nothing, so learning stops by
+    itself; the pulse count shrinks by ``anneal`` per epoch to settle.
+
+    This is the perceptron rule with margin (Krauth–Mézard), carried out by the devices:
+    the protocol decides *which* devices to pulse and with which sign from measured fields,
+    the magnitude of each change is the device's own response (soft bounds, spread, noise).
+
+    Encodings: "outer_product" (crossbar, bipolar devices: rows carry the input, columns
+    the neurons in error) or "symmetric" (film or tied crossbar with unipolar devices:
+    only the depressing half is possible, on pairs joining a neuron in error to an input
+    of the opposite sign).
+    """
+
+    name: ClassVar[str] = "train_error_driven"
+    adaptive: ClassVar[bool] = True
+
+    patterns: PatternChoice
+    epochs: int = Field(20, ge=1)
+    v_train: float = Field(..., gt=0)  # across a selected device (lines at ±v_train/2)
+    pulse: PulseShape = PulseShape(width_s=1e-3, count=20)
+    anneal: float = Field(0.85, gt=0, le=1)
+    count_min: int = Field(2, ge=1)
+    margin: float = Field(1.5, ge=0)
+    noisy_probes: int = Field(0, ge=0)
+    flip_fraction: float = Field(0.1, ge=0, le=1)
+    probe: Literal["matrix", "materio"] = "matrix"
+    encoding: Literal["auto", "outer_product", "symmetric"] = "auto"
+    potentiate_polarity: Literal[1, -1] = -1
+    baseline: tuple[float, ...] | None = None
+    reference: Literal["mean", "row_mean"] | float = "mean"
+    read_repeats: int = Field(4, ge=1)
+    v_read: float | None = Field(None, gt=0)
+    seed: int = 0
+
+    def kind(self, bench: BenchInfo) -> str:
+        if self.encoding != "auto":
+            return self.encoding
+        untied = bench.topology == "crossbar" and all(len(lines) == 1 for lines in bench.neuron_lines)
+        return "outer_product" if untied else "symmetric"
+
+    def count(self, epoch: int) -> int:
+        return max(self.count_min, int(round(self.pulse.count * self.anneal**epoch)))
+
+    def update_phases(self, bench: BenchInfo, target: np.ndarray, s: np.ndarray, errors: np.ndarray):
+        """Line voltages that move the weights of the neurons in error toward target_i·s_j."""
+        v = self.v_train
+        if self.kind(bench) == "outer_product":
+            cols = np.where(errors, target, 0.0)
+            return [volts for volts, _ in outer_product_phases(bench, self.potentiate_polarity * s, cols, v)]
+        phases = []
+        for sign in (1.0, -1.0):
+            src = errors & (target == sign)
+            dst = (s == -sign) & ~src
+            if src.any() and dst.any():
+                u = np.zeros(bench.n_neurons)
+                u[src], u[dst] = v / 2, -v / 2
+                phases.append(bench.neuron_voltages(u))
+        return phases
+
+    def check(self, bench: BenchInfo) -> None:
+        self.patterns.for_bench(bench)
+        check_voltage(bench, "v_train/2", self.v_train / 2)
+        if self.kind(bench) == "outer_product" and bench.topology != "crossbar":
+            raise ValueError("encoding 'outer_product' needs a crossbar")
+        if self.pulse.width_s > bench.max_pulse_width_s:
+            raise ValueError(f"pulse.width_s {self.pulse.width_s} s exceeds the bench limit {bench.max_pulse_width_s} s")
+        if self.v_read is not None and self.v_read > bench.v_read_max:
+            raise ValueError(f"v_read = {self.v_read} V exceeds the bench read ceiling {bench.v_read_max} V")
+        if self.baseline is not None and len(self.baseline) != bench.n_devices:
+            raise ValueError(f"baseline has {len(self.baseline)} conductances, the bench {bench.n_devices} devices")
+
+    def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
+        from . import hopfield_reference as ref
+        from .common import weights_from_conductances
+        from .materio import field_at, measure_reference
+
+        self.check(bench)
+        names, x = self.patterns.for_bench(bench)
+        start = int(resume.get("epoch", 0)) if resume else 0
+        if self.baseline is not None:
+            base = np.array(self.baseline, dtype=float)
+        elif resume and "baseline" in resume:
+            base = np.array(resume["baseline"], dtype=float)
+        else:
+            base = yield from read_matrix(bench, self.read_repeats, self.v_read, 0)
+            yield Record("baseline", {"g": base})
+        rng = np.random.default_rng([self.seed, start])
+        k_flip = ref.n_flips(bench.n_neurons, self.flip_fraction)
+        yield Note(f"error-driven training of {' '.join(names)}, epochs {start + 1}..{self.epochs}")
+        history: list[np.ndarray] = []
+        epochs: list[int] = []
+        for epoch in range(start, self.epochs):
+            if epoch == 0 and self.baseline is None and not history:
+                g = base  # the baseline read is the untrained state
+            else:
+                g = yield from read_matrix(bench, self.read_repeats, self.v_read, epoch)
+            history.append(g)
+            epochs.append(epoch)
+            w = weights_from_conductances(bench, g, base, self.reference)
+            off = w - np.diag(np.diag(w))
+            norm = np.sqrt(np.sum(off**2, axis=1))
+            reference = None
+            if self.probe == "materio":
+                reference = yield from measure_reference(bench, self.reference, self.v_read, tuple(base))
+            count = self.count(epoch)
+            n_updates = 0
+            n_errors = 0
+            for mu in rng.permutation(len(x)):
+                xi = x[mu]
+                probes = [xi] + [ref.flip_bits(xi, k_flip, rng) for _ in range(self.noisy_probes)]
+                for s in probes:
+                    if reference is not None:
+                        h = yield from field_at(bench, s, reference, self.v_read)
+                    else:
+                        h = w @ s
+                    errors = xi * h <= self.margin * norm
+                    if not errors.any():
+                        continue
+                    n_errors += int(errors.sum())
+                    n_updates += 1
+                    for volts in self.update_phases(bench, xi, s, errors):
+                        yield Pulse.of(volts, self.pulse.width_s, count, self.pulse.period_s)
+            yield Record("train_epoch", {"epoch": epoch + 1, "updates": n_updates, "errors": n_errors, "count": count})
+            yield Checkpoint({"epoch": epoch + 1, "baseline": [float(v) for v in base]})
+        g = yield from read_matrix(bench, self.read_repeats, self.v_read, self.epochs)
+        history.append(g)
+        epochs.append(self.epochs)
+        return {"epochs": epochs, "g": history, "baseline": base}

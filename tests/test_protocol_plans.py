@@ -13,7 +13,7 @@ from lab.operations import (
     ReadPair, PairResult,
 )
 from protocols import hopfield_reference as ref
-from protocols.common import PatternChoice, outer_product_phases, symmetric_matrix
+from protocols.common import PatternChoice, field_matrix, outer_product_phases, symmetric_matrix
 from protocols.read_conductances import ReadConductances
 from protocols.recall import Recall
 from protocols.train import TrainHopfield
@@ -55,8 +55,7 @@ class HandBench:
         if isinstance(op, Multiply):
             v = op.v_read or b.default_v_read
             s = np.array(op.pattern, float)
-            gm = np.nan_to_num(symmetric_matrix(b, self.g))
-            cur = v * gm @ s
+            cur = v * field_matrix(b, self.g) @ s
             if op.neurons is not None:
                 keep = np.full(len(cur), np.nan)
                 keep[list(op.neurons)] = cur[list(op.neurons)]
@@ -112,7 +111,7 @@ def test_train_puts_patterns_on_lines_and_reads_every_k():
     assert len(pulses) == 8 and all(p.count == 3 and p.width_s == 1e-3 for p in pulses)
     x = t.patterns.load()[1]
     assert [v for _, v in pulses[1].line_voltages] == list(1.5 * x[1])
-    assert out["epochs"] == [2, 4] and len(out["matrices"]) == 2
+    assert out["epochs"] == [2, 4] and len(out["g"]) == 2
     assert sum(isinstance(op, Checkpoint) for op in hb.ops) == 4
     hb2 = HandBench(b, np.full(b.n_devices, 1e-4))
     hb2.run(t, resume={"epoch": 3})

@@ -1,0 +1,131 @@
+"""Print the issue-5 table: the self-learning Hopfield experiment on the simulated benches.
+
+    python benchmarks/experiment_table.py            # the full table (several minutes)
+    python benchmarks/experiment_table.py --quick    # demo-sized
+
+Clamped (paper) training runs on the shipped 35-contact film bench (data/benches/
+sim-film35.toml, film-amr preset); the error-driven training on a simulated 35×35 crossbar
+of bipolar spin-orbit-torque devices (crossbar-sot preset) wired like the film bench with
+six matrix cards. Every physical number comes from operations through the runner; device
+noise and spread are on; seeds are fixed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lab.bench import Bench  # noqa: E402
+from lab.config import loads_bench  # noqa: E402
+from lab.runner import Runner  # noqa: E402
+from protocols.experiment import ExperimentConfig, experiment_summary, run_experiment  # noqa: E402
+
+BUS_ROWS = ("drive_pos", "drive_neg", "guard", "sense0", "sense1", "sense2", "sense3", "sense4")
+
+
+def crossbar_bench_text(n: int = 35, preset: str = "crossbar-sot", seed: int = 1234) -> str:
+    """A simulated n×n crossbar (rows R*, columns K*) on the film bench's instruments, 6 cards."""
+    film = (ROOT / "data" / "benches" / "sim-film35.toml").read_text()
+    head = film[: film.index("[array]")].replace("cards = 3", "cards = 6")
+    head = head.replace('name = "sim-film35"', f'name = "sim-crossbar{n}"')
+    lines = [f"R{k} = [{1 + k // 12}, {1 + k % 12}]" for k in range(n)]
+    lines += [f"K{k} = [{4 + k // 12}, {1 + k % 12}]" for k in range(n)]
+    rows = "\n".join(f'{bus} = "{row}"' for bus, row in zip(BUS_ROWS, "ABCDEFGH"))
+    return head + f"""[array]
+topology = "crossbar"
+n = {n}
+tied = false
+g_nominal_S = 0.75e-4
+
+[wiring]
+matrix = "matrix"
+
+[wiring.rows]
+{rows}
+
+[wiring.lines]
+{chr(10).join(lines)}
+
+[limits]
+v_max_V = 1.5
+power_max_W = 0.005
+g_max_expected_S = 5.0e-4
+pulse_width_max_s = 0.05
+v_read_max_V = 0.2
+v_read_default_V = 0.1
+v_threshold_V = 0.3
+forbidden_lines = []
+
+[simulation]
+preset = "{preset}"
+seed = {seed}
+contact_resistance_ohm = 1.0
+source_resistance_ohm = 0.0
+
+[timing]
+nplc = 1.0
+line_frequency_Hz = 50
+command_latency_s = 0.001
+"""
+
+
+class Opener:
+    """Fresh simulated benches (untrained devices) on demand; closes them all at the end."""
+
+    def __init__(self) -> None:
+        self.benches: list[Bench] = []
+
+    def film(self) -> Runner:
+        bench = Bench.open("sim-film35", simulate=True)
+        self.benches.append(bench)
+        return Runner(bench)
+
+    def crossbar(self) -> Runner:
+        bench = Bench.open(loads_bench(crossbar_bench_text(), source="sim-crossbar35"), simulate=True)
+        self.benches.append(bench)
+        return Runner(bench)
+
+    def close(self) -> None:
+        for bench in self.benches:
+            bench.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="demo-sized run")
+    ap.add_argument("--sets", default="dissimilar=LTXO,similar=CODG,similar2=DOQU",
+                    help="label=GLYPHS,... (default: %(default)s)")
+    ap.add_argument("--materio-cues", type=int, default=None, help="in-materio cues per pattern (0 = none)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    args = ap.parse_args(argv)
+    sets = {}
+    for item in args.sets.split(","):
+        label, _, glyphs = item.partition("=")
+        sets[label] = tuple(glyphs)
+    changes: dict = {"sets": sets}
+    if args.materio_cues is not None:
+        changes["materio_cues_per_pattern"] = args.materio_cues
+    cfg = ExperimentConfig.quick(**changes) if args.quick else ExperimentConfig(**changes)
+    opener = Opener()
+    t0 = time.monotonic()
+    try:
+        result = run_experiment(opener.film, opener.crossbar, cfg, log=lambda s: print(s, flush=True))
+    finally:
+        opener.close()
+    print()
+    print(result.table())
+    print()
+    print(result.epoch_table())
+    print(f"\nwall time {time.monotonic() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(experiment_summary(result), indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""The paper's experiment: train → read → recall, per epoch, through a runner, and the table.
+
+For each pattern set the physical trainings run on fresh devices (``open_runner()`` must
+return a runner on a bench in its untrained state: on the simulator, a new twin); the
+matrix read after every epoch is scored with software recall from that measured matrix
+(fast, the same dynamics as in materio), and the final state is recalled in materio with
+the Recall protocol. The software rules (Hebbian, clamped Oja, Storkey, pseudo-inverse)
+see the same cues. Only operations through the runner touch the devices.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import hopfield_reference as ref
+from .common import PatternChoice, weights_from_conductances
+from .patterns import DEFAULT_SET, load_patterns, mean_pairwise_overlap
+from .recall import Recall
+from .train import PulseShape, TrainErrorDriven, TrainHopfield
+
+OpenRunner = Callable[[], Any]  # () -> lab.runner.Runner on an untrained bench
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern_set: str = DEFAULT_SET
+    sets: dict[str, tuple[str, ...]] = {"dissimilar": ("L", "T", "X", "O"), "similar": ("C", "O", "G", "D")}
+    cues_per_pattern: int = Field(20, ge=1)
+    flip_fraction: float = Field(0.1, ge=0, le=1)
+    cue_seed: int = 1
+    mode: Literal["sync", "async"] = "async"
+    max_steps: int = Field(30, ge=1)
+    recall_seed: int = 0
+    # clamped (paper) training on the film
+    clamped_epochs: int = Field(10, ge=1)
+    clamped_v: float = Field(1.0, gt=0)  # film: contacts at ±V0, anti-aligned paths see 2·V0
+    clamped_pulse: PulseShape = PulseShape(width_s=1e-3, count=10)
+    clamped_reference: Literal["mean", "row_mean"] | float = "mean"
+    # clamped (Hebbian, outer-product V/2) training on the bipolar crossbar
+    crossbar_clamped_v: float = Field(1.5, gt=0)
+    crossbar_clamped_pulse: PulseShape = PulseShape(width_s=1e-3, count=10)
+    # best physical training (error-driven, bipolar crossbar)
+    best_epochs: int = Field(20, ge=1)
+    best_v: float = Field(1.5, gt=0)
+    best_pulse: PulseShape = PulseShape(width_s=1e-3, count=20)
+    best_margin: float = Field(1.5, ge=0)
+    best_anneal: float = Field(0.85, gt=0, le=1)
+    read_repeats: int = Field(4, ge=1)
+    # software clamped Oja: learning rate per presentation (for the table's software row) and
+    # the rates tried when comparing learned weights (the device's own rate is not known)
+    oja_eta: float = Field(0.05, gt=0, le=1)
+    oja_eta_grid: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
+    # in-materio recall of the final state: cues per pattern (0 = none), mode
+    materio_cues_per_pattern: int = Field(20, ge=0)
+    materio_mode: Literal["sync", "async"] = "async"
+
+    @classmethod
+    def quick(cls, **changes: Any) -> "ExperimentConfig":
+        """A demo-sized run: fewer epochs and reads, a few in-materio cues."""
+        base = dict(best_epochs=12, read_repeats=1, materio_cues_per_pattern=1, cues_per_pattern=20)
+        base.update(changes)
+        return cls(**base)
+
+
+@dataclass
+class MethodResult:
+    method: str
+    scores: ref.Scores  # software recall on the final weights (the same cues for every method)
+    per_epoch: list[ref.Scores] = field(default_factory=list)  # physical trainings only
+    materio: ref.Scores | None = None  # in-materio recall of the final state
+    weight_correlation: float | None = None  # learned W vs software clamped Oja
+    epochs: int | None = None
+    wall_s: float = 0.0
+    bench_s: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SetResult:
+    label: str
+    names: tuple[str, ...]
+    mean_overlap: float  # mean pairwise overlap (signed)
+    methods: dict[str, MethodResult] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    sets: list[SetResult]
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for s in self.sets:
+            for m in s.methods.values():
+                row = {
+                    "set": s.label,
+                    "glyphs": "".join(s.names),
+                    "mean_overlap": s.mean_overlap,
+                    "method": m.method,
+                    "bit_accuracy": m.scores.bit_accuracy,
+                    "exact": m.scores.exact,
+                    "correct": m.scores.correct,
+                    "materio_exact": m.materio.exact if m.materio else None,
+                    "materio_correct": m.materio.correct if m.materio else None,
+                    "materio_bit_accuracy": m.materio.bit_accuracy if m.materio else None,
+                    "materio_n": m.materio.n if m.materio else None,
+                    "w_corr_oja": m.weight_correlation,
+                    "oja_eta": m.detail.get("oja_eta"),
+                    "w_corr_oja_absolute": m.detail.get("w_corr_oja_absolute"),
+                    "epochs": m.epochs,
+                    "wall_s": m.wall_s,
+                    "bench_s": m.bench_s,
+                }
+                out.append(row)
+        return out
+
+    def table(self) -> str:
+        head = (f"{'set':<11} {'glyphs':<6} {'overlap':>7}  {'method':<22} {'bit':>6} {'exact':>6} {'correct':>7}"
+                f"  {'in-materio exact/correct (n)':>28}  {'r(dG/G0, Oja)':>16}")
+        lines = [head, "-" * len(head)]
+        for r in self.rows():
+            mat = "" if r["materio_exact"] is None else f"{r['materio_exact']:.2f}/{r['materio_correct']:.2f} ({r['materio_n']})"
+            corr = "" if r["w_corr_oja"] is None else f"{r['w_corr_oja']:.3f} (eta {r['oja_eta']:g})"
+            lines.append(
+                f"{r['set']:<11} {r['glyphs']:<6} {r['mean_overlap']:>7.3f}  {r['method']:<22} {r['bit_accuracy']:>6.3f}"
+                f" {r['exact']:>6.3f} {r['correct']:>7.3f}  {mat:>28}  {corr:>16}"
+            )
+        return "\n".join(lines)
+
+    def epoch_table(self) -> str:
+        lines = []
+        for s in self.sets:
+            for m in s.methods.values():
+                if not m.per_epoch:
+                    continue
+                ex = " ".join(f"{sc.exact:.2f}" for sc in m.per_epoch)
+                bit = " ".join(f"{sc.bit_accuracy:.2f}" for sc in m.per_epoch)
+                lines.append(f"{s.label} {''.join(s.names)} {m.method}: exact per epoch (0 = untrained) {ex}")
+                lines.append(f"{' ' * (len(s.label) + len(s.names) + len(m.method) + 3)}bit   per epoch {bit}")
+        return "\n".join(lines)
+
+
+def _score(w: np.ndarray, x: np.ndarray, cues: np.ndarray, targets: np.ndarray, cfg: ExperimentConfig) -> ref.Scores:
+    return ref.evaluate(w, x, cues, targets, mode=cfg.mode, max_steps=cfg.max_steps, seed=cfg.recall_seed)
+
+
+def _materio(runner: Any, names: Sequence[str], baseline: np.ndarray, cfg: ExperimentConfig,
+             reference: "str | float") -> ref.Scores | None:
+    if cfg.materio_cues_per_pattern == 0:
+        return None
+    rec = Recall(
+        patterns=PatternChoice(set=cfg.pattern_set, names=tuple(names)),
+        cues={"per_pattern": cfg.materio_cues_per_pattern, "flip_fraction": cfg.flip_fraction, "seed": cfg.cue_seed},
+        mode=cfg.materio_mode, compute="materio", reference=reference,
+        baseline=tuple(float(v) for v in baseline), max_steps=cfg.max_steps, order_seed=cfg.recall_seed,
+    )
+    out = runner.run(rec).returned
+    return ref.Scores(out["bit_accuracy"], out["exact"], out["correct"], out["n"], out["mean_steps"])
+
+
+def _learned_vs_oja(bench: Any, g: np.ndarray, baseline: np.ndarray, x: np.ndarray, cfg: ExperimentConfig,
+                    epochs: int) -> tuple[float, float, float]:
+    """Correlation of the learned weights with software clamped Oja on the same patterns.
+
+    The learned weight of a device is its relative conductance change ΔG/G_0: what its
+    magnetic texture learned, independent of the path's geometry (which scales G and ΔG
+    alike). Crossbar weights are symmetrised. Oja's learning rate per presentation is the
+    best of ``oja_eta_grid`` (the device's own rate is a physical constant we do not
+    know). Returns (correlation, that rate, correlation of the absolute ΔG).
+    """
+    rel = (np.asarray(g) - baseline) / baseline
+    w = weights_from_conductances(bench, rel, None, "mean")
+    w_abs = weights_from_conductances(bench, np.asarray(g), baseline, "mean")
+    w, w_abs = (w + w.T) / 2, (w_abs + w_abs.T) / 2
+    best = max((ref.weight_correlation(w, ref.clamped_oja(x, eta=eta, epochs=epochs)), eta) for eta in cfg.oja_eta_grid)
+    oja = ref.clamped_oja(x, eta=best[1], epochs=epochs)
+    return best[0], best[1], ref.weight_correlation(w_abs, oja)
+
+
+def run_experiment(
+    open_runner: OpenRunner,
+    open_best_runner: OpenRunner | None = None,
+    config: ExperimentConfig | None = None,
+    *,
+    methods: Sequence[str] = ("clamped", "clamped_crossbar", "error_driven", "hebbian", "oja", "storkey",
+                              "pseudo_inverse"),
+    log: Callable[[str], None] | None = None,
+) -> ExperimentResult:
+    """Run the experiment for every pattern set of ``config``; returns every number of the table.
+
+    ``open_runner`` gives a runner on an untrained film (clamped training);
+    ``open_best_runner`` one on an untrained bipolar crossbar (clamped outer-product and
+    error-driven training). Without it the error-driven rule runs on the film (its
+    symmetric, depress-only encoding) and the crossbar rows are left out.
+    """
+    cfg = config or ExperimentConfig()
+    say = log or (lambda text: None)
+    pset = load_patterns(cfg.pattern_set)
+    results = []
+    for label, names in cfg.sets.items():
+        x = pset.select(names).patterns.astype(float)
+        cues, targets = ref.make_cues(x, cfg.cues_per_pattern, cfg.flip_fraction, cfg.cue_seed)
+        sr = SetResult(label, tuple(names), mean_pairwise_overlap(x, absolute=False))
+        choice = PatternChoice(set=cfg.pattern_set, names=tuple(names))
+        for key, title, opener in (("clamped", "clamped (film)", open_runner),
+                                   ("clamped_crossbar", "clamped (crossbar)", open_best_runner)):
+            if key not in methods or opener is None:
+                continue
+            t0 = time.monotonic()
+            runner = opener()
+            bench = runner.bench.info
+            crossbar = bench.topology == "crossbar"
+            train = TrainHopfield(
+                patterns=choice, epochs=cfg.clamped_epochs,
+                v_train=cfg.crossbar_clamped_v if crossbar else cfg.clamped_v,
+                pulse=cfg.crossbar_clamped_pulse if crossbar else cfg.clamped_pulse,
+                encoding="outer_product" if crossbar else "pattern",
+                read_first=True, read_every=1, read_repeats=cfg.read_repeats,
+            )
+            res = runner.run(train)
+            gs, baseline = res.returned["g"], res.returned["g"][0]
+            per = [_score(weights_from_conductances(bench, g, baseline, cfg.clamped_reference), x, cues, targets, cfg)
+                   for g in gs]
+            corr, eta, corr_abs = _learned_vs_oja(bench, gs[-1], baseline, x, cfg, cfg.clamped_epochs)
+            mr = MethodResult(title, per[-1], per, epochs=cfg.clamped_epochs, bench_s=res.bench_time_s,
+                              weight_correlation=corr, detail={"oja_eta": eta, "w_corr_oja_absolute": corr_abs})
+            mr.materio = _materio(runner, names, baseline, cfg, cfg.clamped_reference)
+            mr.wall_s = time.monotonic() - t0
+            sr.methods[key] = mr
+            say(f"{label}: {title} exact per epoch {[round(s.exact, 2) for s in per]}, r(ΔG/G0, Oja) {corr:.3f}")
+        if "error_driven" in methods:
+            t0 = time.monotonic()
+            runner = (open_best_runner or open_runner)()
+            bench = runner.bench.info
+            train_ed = TrainErrorDriven(
+                patterns=choice, epochs=cfg.best_epochs, v_train=cfg.best_v, pulse=cfg.best_pulse,
+                margin=cfg.best_margin, anneal=cfg.best_anneal, read_repeats=cfg.read_repeats,
+            )
+            res = runner.run(train_ed)
+            out = res.returned
+            baseline = out["baseline"]
+            per = [_score(weights_from_conductances(bench, g, baseline, "mean"), x, cues, targets, cfg)
+                   for g in out["g"]]
+            where = "crossbar" if bench.topology == "crossbar" else "film"
+            mr = MethodResult(f"error-driven ({where})", per[-1], per, epochs=cfg.best_epochs, bench_s=res.bench_time_s)
+            mr.materio = _materio(runner, names, baseline, cfg, "mean")
+            mr.wall_s = time.monotonic() - t0
+            sr.methods["error_driven"] = mr
+            say(f"{label}: {mr.method} exact per epoch {[round(s.exact, 2) for s in per]}")
+        software = {
+            "hebbian": ("software Hebbian", lambda: ref.hebbian(x)),
+            "oja": (f"software Oja (eta {cfg.oja_eta:g})", lambda: ref.clamped_oja(x, eta=cfg.oja_eta, epochs=cfg.clamped_epochs)),
+            "storkey": ("software Storkey", lambda: ref.storkey(x)),
+            "pseudo_inverse": ("software pseudo-inverse", lambda: ref.pseudo_inverse(x)),
+        }
+        for key, (title, make) in software.items():
+            if key in methods:
+                sr.methods[key] = MethodResult(title, _score(make(), x, cues, targets, cfg))
+        results.append(sr)
+    return ExperimentResult(cfg, results)
+
+
+def experiment_summary(result: ExperimentResult) -> Mapping[str, Any]:
+    """The table as plain data (for JSON or an archive record)."""
+    return {"config": result.config.model_dump(mode="json"), "rows": result.rows()}

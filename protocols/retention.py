@@ -1,0 +1,101 @@
+"""Retention: how programmed conductances relax at rest."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lab.operations import BenchInfo, Pulse, ReadMatrix, Record, Wait
+
+from .base import Plan, Protocol
+from .common import check_voltage, device_between, half_select, line_index
+
+
+class ProgramPulse(BaseModel):
+    """A V/2 pulse train on one device before the retention reads (to start away from rest)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: float  # V across the selected device; sign = polarity
+    width_s: float = Field(1e-3, gt=0)
+    count: int = Field(1, ge=1)
+
+
+class Retention(Protocol):
+    """Read the chosen devices at (roughly log-spaced) times after an optional programming pulse.
+
+    Fits G(t) = G_∞ + (G_0 − G_∞)·exp(−t/τ) per device, the form of thermally activated
+    relaxation toward a rest texture; τ = ∞ (no relaxation seen) is reported as inf.
+    """
+
+    name: ClassVar[str] = "retention"
+
+    pairs: tuple[tuple[int | str, int | str], ...] = ((0, 1),)
+    times_s: tuple[float, ...] = (0.0, 1.0, 10.0, 100.0, 1000.0)
+    program: ProgramPulse | None = None
+    repeats: int = Field(1, ge=1)
+    v_read: float | None = Field(None, gt=0)
+
+    @field_validator("times_s")
+    @classmethod
+    def _increasing(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(t < 0 for t in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("times_s must be non-negative and strictly increasing")
+        return v
+
+    def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
+        lines = [(line_index(bench, a), line_index(bench, b)) for a, b in self.pairs]
+        devices = tuple(device_between(bench, a, b) for a, b in lines)
+        if self.program is not None:
+            for a, b in lines:
+                volts = half_select(bench, a, b, self.program.v)
+                check_voltage(bench, "program.v", volts)
+                yield Pulse.of(volts, self.program.width_s, self.program.count)
+        g = np.full((len(self.times_s), len(devices)), np.nan)
+        elapsed = 0.0
+        for k, t in enumerate(self.times_s):
+            if t > elapsed:
+                yield Wait(t - elapsed)
+                elapsed = t
+            m = yield ReadMatrix(devices=devices, v_read=self.v_read, repeats=self.repeats)
+            g[k] = np.asarray(m.g)[list(devices)]
+        fit = [fit_relaxation(np.array(self.times_s), g[:, d]) for d in range(len(devices))]
+        out = {
+            "times_s": np.array(self.times_s),
+            "g": g,
+            "tau_s": np.array([f["tau_s"] for f in fit]),
+            "g_inf": np.array([f["g_inf"] for f in fit]),
+            "drift_per_decade": np.array([f["drift_per_decade"] for f in fit]),
+        }
+        yield Record("retention", out)
+        return out
+
+
+def fit_relaxation(t: np.ndarray, g: np.ndarray) -> dict[str, float]:
+    """Exponential relaxation toward G_∞, and the drift per decade of time for comparison."""
+    t = np.asarray(t, dtype=float)
+    g = np.asarray(g, dtype=float)
+    pos = t > 0
+    drift = float(np.polyfit(np.log10(t[pos]), g[pos], 1)[0]) if pos.sum() >= 2 else 0.0
+    span = float(g.max() - g.min())
+    if len(t) < 3 or span == 0:
+        return {"tau_s": float("inf"), "g_inf": float(g[-1]), "drift_per_decade": drift}
+    from scipy.optimize import curve_fit
+
+    def model(tt, g_inf, g0, log_tau):
+        return g_inf + (g0 - g_inf) * np.exp(-tt / np.exp(log_tau))
+
+    best = None
+    for tau0 in np.geomspace(max(t[pos].min(), 1e-6) if pos.any() else 1.0, max(t.max(), 1e-6) * 10, 6):
+        try:
+            p, _ = curve_fit(model, t, g, p0=(g[-1], g[0], np.log(tau0)), maxfev=2000)
+        except RuntimeError:
+            continue
+        err = float(np.sum((model(t, *p) - g) ** 2))
+        if best is None or err < best[0]:
+            best = (err, p)
+    if best is None or not np.isfinite(best[1]).all() or np.exp(best[1][2]) > 1e3 * max(t.max(), 1e-9):
+        return {"tau_s": float("inf"), "g_inf": float(g[-1]), "drift_per_decade": drift}
+    g_inf, _, log_tau = best[1]
+    return {"tau_s": float(np.exp(log_tau)), "g_inf": float(g_inf), "drift_per_decade": drift}
