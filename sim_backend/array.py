@@ -1,12 +1,16 @@
 """The device array: per-device state, spread and noise, integrated under applied voltages.
 
 State is float32 (x ∈ [0, 1] plus four per-device parameters, 20 B/device) so a 1024²
-crossbar fits in cache-friendly arrays. Devices below the creep onset only relax; the
-creep/flow law is evaluated on the above-threshold devices alone.
+crossbar fits in cache-friendly arrays.
 
 Relaxation at the film temperature is the same exponential for every device up to its
 mobility, so idle time is accumulated in one scalar exponent and applied when the state is
 next looked at: a long wait and many short reads then give the same state, even in float32.
+
+A drive configuration (the voltages across the devices) usually stays the same over many
+steps (a pulse split by the circuit, or repeated presentations). Its devices that can move
+are packed once (see ``_Drive``) and integrated there; the packed state is written back
+when the state is looked at, the drive changes, or the array sits idle.
 """
 from __future__ import annotations
 
@@ -21,6 +25,84 @@ from .topology import Topology
 _MAX_DG = 0.02  # largest relative conductance change per internal sub-step (feedback on j)
 _MAX_SUBSTEPS = 256
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
+_BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
+# least-drive classes the packed devices are ordered by (rho = j/j_d at x = 1, the weakest
+# drive a device can see): the weakly driven ones, which may relax visibly or stop at the creep
+# onset, then come first, and those past depinning at any state last
+_RHO_EDGES = np.geomspace(0.02, 1.0, 64)
+_POLY_MAX_LAM = 0.1  # exp(−λ) by its series below this (cheaper than np.exp, as exact in float32)
+
+
+class _Drive:
+    """The movable devices of one drive configuration, packed and ordered by least drive.
+
+    The packed state is y = x for devices pushed down (bipolar, V < 0) and y = 1 − x for
+    devices pushed up, so that with no visible relaxation the exact step is y ← y·exp(−λ)
+    either way. j/j_d,nominal = c0 + c1·y and the dissipated power is P0 + u·y.
+    """
+
+    def __init__(self, array: DeviceArray, V: np.ndarray) -> None:
+        p = array.preset
+        self.V = V.copy()
+        nz = np.flatnonzero(V)
+        absV = np.abs(V[nz]).astype(np.float64)
+        jd = array.jd_rel[nz].astype(np.float64)
+        mob = array.mobility[nz]
+        j_top = absV * array._jrel_per_V  # j at x = 0, the largest it can be
+        can_move = (mob > 0) & (j_top >= p.creep_onset * jd)
+        a = array.contrast[nz].astype(np.float64)
+        x = array._x[nz].astype(np.float64)
+        power = absV**2 * array.g_max[nz] * (1.0 - a * x)
+        self.P_rest = float(power[~can_move].sum())  # driven but never moving: power only
+
+        sel = np.flatnonzero(can_move)
+        rho_lb = j_top[sel] * (1.0 - a[sel]) / jd[sel]
+        key = np.searchsorted(_RHO_EDGES, rho_lb, side="right").astype(np.int16)
+        order = np.argsort(key, kind="stable")  # radix sort of small keys
+        self.cum = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=_RHO_EDGES.size + 1))])
+        self.q = int(self.cum[_RHO_EDGES.size])  # first device past depinning at any state
+        sel = sel[order]
+        self.idx = nz[sel].astype(np.int32)
+        self.M = sel.size
+        up = (V[self.idx] > 0) | (p.polarity != "bipolar")
+        sigma = np.where(up, -1.0, 1.0)  # x = t + σ·y with t = 1 for up, 0 for down
+        t = up.astype(np.float64)
+        a, jt, aV = a[sel], j_top[sel], absV[sel]
+        f32 = np.float32
+        self.c0 = (jt * (1.0 - a * t)).astype(f32)
+        self.c1 = (-jt * a * sigma).astype(f32)
+        gV2 = aV**2 * array.g_max[self.idx]
+        self.P0 = float(np.sum(gV2 * (1.0 - a * t))) + self.P_rest
+        self.u = (-gV2 * a * sigma).astype(f32)
+        self.jd = jd[sel].astype(f32)
+        self.mob = mob[sel].copy()
+        self.up = up
+        self.j_max = float(jt.max()) if self.M else 0.0
+        self.a_max = float(a.max()) if self.M else 0.0
+        self.m_max = float(self.mob.max()) if self.M else 0.0
+        self.y = np.empty(self.M, f32)
+        self.live = False  # y holds the state (and array._x is stale for these devices)
+
+    def matches(self, V: np.ndarray) -> bool:
+        return np.array_equal(self.V, V)
+
+    def prefix(self, rho_threshold: float) -> int:
+        """Packed devices [0, prefix) include every one whose least drive is below threshold."""
+        k = int(np.searchsorted(_RHO_EDGES, rho_threshold, side="right")) + 1
+        return int(self.cum[min(k, self.cum.size - 1)])
+
+    def gather(self, x: np.ndarray) -> None:
+        xs = x[self.idx]
+        self.y[:] = np.where(self.up, 1.0 - xs, xs)
+        self.live = True
+
+    def scatter(self, x: np.ndarray) -> None:
+        x[self.idx] = np.where(self.up, 1.0 - self.y, self.y)
+        self.live = False
+
+    def nbytes(self) -> int:
+        arrays = (self.V, self.idx, self.c0, self.c1, self.u, self.jd, self.mob, self.y, self.up)
+        return sum(a.nbytes for a in arrays)
 
 
 class DeviceArray:
@@ -51,14 +133,14 @@ class DeviceArray:
         self._jrel_per_V = p.g_max_S / (p.cross_section_m2 * p.j_depin_A_per_m2)
         self._rate_scale = p.wall_velocity_depin_m_per_s / p.wall_length_m
         self._m_max = float(self.mobility.max()) if D else 0.0
-        self._contrast_max = float(self.contrast.max()) if D else 0.0
         self._pending = 0.0  # accumulated film-temperature relaxation exponent (unit mobility)
         self._pool = np.ones(0, f32)
         self._pool_offset = 0
         self._pool_cursor = 0
         self.film_temperature_K = p.ambient_K
-        self._split_hint = 1
-        self._buffers: list[np.ndarray] = []
+        self._drive: _Drive | None = None
+        self._scratch = np.empty((3, min(_BLOCK, D)), f32)
+        self._exact_law = False  # float64 rate law for every device (reference for tests)
         self.version = 0  # bumps whenever the state changes
 
     # -- state --------------------------------------------------------------
@@ -68,6 +150,7 @@ class DeviceArray:
 
     @property
     def x(self) -> np.ndarray:
+        self._write_back()
         self._flush()
         return self._x
 
@@ -78,6 +161,8 @@ class DeviceArray:
             raise ValueError(f"state must have shape {self._x.shape}, got {value.shape}")
         if np.any((value < 0) | (value > 1)):
             raise ValueError("state x must lie in [0, 1]")
+        if self._drive is not None:
+            self._drive.live = False
         self._pending = 0.0
         self._x[:] = value
         self.version += 1
@@ -105,8 +190,8 @@ class DeviceArray:
         return 1.0 / self.jd_rel
 
     def nbytes(self) -> int:
-        arrays = (self._x, self.g_max, self.contrast, self.jd_rel, self.mobility, self._pool, *self._buffers)
-        return sum(a.nbytes for a in arrays)
+        arrays = (self._x, self.g_max, self.contrast, self.jd_rel, self.mobility, self._pool, self._scratch)
+        return sum(a.nbytes for a in arrays) + (self._drive.nbytes() if self._drive is not None else 0)
 
     # -- dynamics -----------------------------------------------------------
     def relax(self, dt: float) -> None:
@@ -125,6 +210,7 @@ class DeviceArray:
             return 0.0
         p = self.preset
         if device_voltages is None:
+            self._write_back()  # idle relaxation acts on every device alike
             self.film_temperature_K = p.ambient_K
             self._pending += physics.relaxation_rate(p.ambient_K, p) * dt
             return self._pending * self._m_max
@@ -133,12 +219,7 @@ class DeviceArray:
             raise ValueError(f"device_voltages must have shape {self._x.shape}, got {V.shape}")
         if not continuing:
             self._new_noise()
-        change = self._step(V, dt, split_ok=True)
-        if change is not None:
-            return change
-        # fast-changing conductances: re-evaluate the current densities on a finer grid
-        n = self._split_hint
-        return max(self._step(V, dt / n, split_ok=False) for _ in range(n))
+        return self._step(self._drive_for(V), dt)
 
     def _new_noise(self) -> None:
         sigma = self.preset.cycle_noise
@@ -159,129 +240,184 @@ class DeviceArray:
             self._pool_cursor = 0 if stop >= D + pad else stop
         self._pool_offset = int(self.rng.integers(0, pad))
 
-    def _flush(self) -> None:
+    def _noise(self, start: int, stop: int) -> np.ndarray | None:
+        """Cycle-to-cycle factors of packed devices [start, stop) for the present pulse."""
+        if self.preset.cycle_noise == 0:
+            return None
+        o = self._pool_offset
+        return self._pool[o + start:o + stop]
+
+    def _write_back(self) -> None:
+        d = self._drive
+        if d is None or not d.live:
+            return
+        if self._pending > 0:  # idle devices first: the packed ones are overwritten
+            K, self._pending = self._pending, 0.0
+            self._relax_dense(K)
+        d.scatter(self._x)
+
+    def _drive_for(self, V: np.ndarray) -> _Drive:
+        d = self._drive
+        if d is None or not d.matches(V):
+            self._write_back()
+            self._flush(force=True)
+            d = self._drive = _Drive(self, V)
+        elif not d.live:
+            self._flush(force=True)
+        if not d.live:
+            d.gather(self._x)
+        return d
+
+    def _flush(self, *, force: bool = False) -> None:
         K = self._pending
-        if K * self._m_max < _F32_TINY:
+        if K == 0.0 or (not force and K * self._m_max < _F32_TINY):
             return  # invisible in float32 yet: keep accumulating
         self._pending = 0.0
         self._relax_dense(K)
 
     def _relax_dense(self, K: float) -> None:
-        x_rest = self.preset.rest_state
-        decay = np.multiply(self.mobility, np.float32(-K), out=self._buffer(0))
-        if K * self._m_max < 1e-3:  # exp(−y) to 3rd order: exact in float32, 2× cheaper
-            y = decay
-            t = np.multiply(y, np.float32(1.0 / 3.0), out=self._buffer(1))
-            t += np.float32(1.0)
-            t *= y
-            t *= np.float32(0.5)
-            t += np.float32(1.0)
-            t *= y
-            np.add(t, np.float32(1.0), out=decay)
-        else:
-            np.exp(decay, out=decay)
-        x = self._x
-        if x_rest == 0.0:
-            x *= decay
-        else:
-            x -= x_rest
-            x *= decay
-            x += x_rest
+        x_rest = np.float32(self.preset.rest_state)
+        x, m = self._x, self.mobility
+        small = K * self._m_max < 1e-4  # exp(−mK) = 1 − mK to float32 precision
+        for s in range(0, x.shape[0], _BLOCK):
+            e = min(s + _BLOCK, x.shape[0])
+            t = self._scratch[0, :e - s]
+            np.subtract(x[s:e], x_rest, out=t)
+            if small:
+                t *= m[s:e]
+                t *= np.float32(K)
+                x[s:e] -= t
+            else:
+                d = np.multiply(m[s:e], np.float32(-K), out=self._scratch[1, :e - s])
+                np.exp(d, out=d)
+                t *= d
+                np.add(t, x_rest, out=x[s:e])
         self.version += 1
 
-    def _buffer(self, k: int) -> np.ndarray:
-        """Reused full-size float32 scratch arrays (fresh 4 MB temporaries cost page faults)."""
-        while len(self._buffers) <= k:
-            self._buffers.append(np.empty(self._x.shape[0], np.float32))
-        return self._buffers[k]
+    def _step(self, d: _Drive, dt: float) -> float:
+        """One step of dt with frozen film temperature; returns the largest state change.
 
-    def _step(self, V: np.ndarray, dt: float, *, split_ok: bool) -> float | None:
-        """One exact-exponential step at frozen rates; None (nothing changed) if it must be split.
-
-        Only devices with a voltage across them are looked at (gathered when they are few, so
-        a row write on a 1024² crossbar costs a pass over V, not over the state); idle devices
-        share the film-temperature relaxation, applied lazily for all at once.
+        Weakly driven devices (whose restoring hops may still be visible, or which may stop
+        at the creep onset) and devices whose conductance moves fast go through the exact
+        float64 law (the latter on a finer grid of j); all others through the float32 form
+        with no visible relaxation, block by block.
         """
         p = self.preset
-        x = self._x
-        D = x.shape[0]
-        sel: slice | np.ndarray = slice(None)
-        stride = max(1, D // 4096)  # a sample decides whether the drive is sparse
-        if np.count_nonzero(V[::stride]) * stride * 4 <= D:
-            sel = np.flatnonzero(V != 0)  # a bool mask is 20× faster to scan than floats
-        dense = isinstance(sel, slice)
-        absV = np.abs(V[sel], out=self._buffer(0) if dense else None)
-        g = np.multiply(self.contrast[sel], x[sel], out=self._buffer(1) if dense else None)
-        np.subtract(np.float32(1.0), g, out=g)  # G/g_max
-        j = np.multiply(absV, g, out=g)
-        absV *= self.g_max[sel]
-        power = float(np.dot(j, absV))  # Σ V²·G
+        power = d.P0 + float(np.dot(d.u, d.y)) if d.M else d.P_rest
         T_film = physics.film_temperature(power, p)
-        k_film = physics.relaxation_rate(T_film, p)
-        j *= np.float32(self._jrel_per_V)  # j/j_depin,nominal
-        jd = self.jd_rel[sel]
-        onset = np.multiply(jd, np.float32(p.creep_onset), out=absV)
-        pos = np.flatnonzero(j >= onset)  # positions within sel
-        moving = sel[pos] if isinstance(sel, np.ndarray) else pos  # stuck ones have zero rates
-
-        K_before = self._pending
-        K_total = K_before + k_film * dt
-        if moving.size == 0:
-            self.film_temperature_K = T_film
-            self._pending = K_total
-            return K_total * self._m_max
-        up, down, relax = self._rates(moving, j[pos], T_film, V, dt)
-        lam = up if down is None else up + down
-        if relax is not None:
-            lam = lam + relax
-        lam_max = float(lam.max())
-        dg_max = lam_max * self._contrast_max
-        if split_ok and dg_max > _MAX_DG:
-            n = min(math.ceil(dg_max / _MAX_DG), _MAX_SUBSTEPS)
-            self._split_hint = n
-            return None
-
+        k_film = float(physics.relaxation_rate(T_film, p))
         self.film_temperature_K = T_film
-        x_rest = np.float32(p.rest_state)
-        x_m = x[moving]
-        if K_before * self._m_max >= _F32_TINY:
-            x_m -= x_rest
-            x_m *= np.exp(self.mobility[moving] * np.float32(-K_before))
-            x_m += x_rest
-        if K_total * self._m_max >= _F32_TINY:
-            self._pending = 0.0
-            self._relax_dense(K_total)
-        else:
-            self._pending = K_total
-        x[moving] = physics.soft_bound_update(x_m, up, down, relax, x_rest, lam)
+        self._pending += k_film * dt
         self.version += 1
-        return max(lam_max, K_total * self._m_max)  # bounds the change of x
+        if d.M == 0:
+            return self._pending * self._m_max
 
-    def _rates(self, idx, j_rel, T_film, V, dt):
-        """rate·dt of the moving devices: push up, push down (bipolar) and restoring (or None)."""
-        p = self.preset
-        m = self.mobility[idx]
-        jd = self.jd_rel[idx]
-        v = physics.wall_speed_fast(j_rel, jd, T_film, p)
-        v *= m
-        v *= np.float32(self._rate_scale * dt)
-        if p.cycle_noise > 0:
-            v *= self._pool[self._pool_offset + idx]
-        relax = None
+        threshold = p.creep_onset
         if p.relax_attempt_Hz > 0:
-            j_max = float(j_rel.max())
-            T_max = float(physics.device_temperature(T_film, np.array(j_max), p))
-            bound = physics.relaxation_rate(T_max, p) * dt * self._m_max
-            bound *= math.exp(-p.relax_drive_suppression * p.creep_onset)
-            if bound >= _F32_TINY:  # else restoring hops of driven devices are invisible
-                T = physics.device_temperature(T_film, j_rel, p)
-                relax = np.asarray(physics.relaxation_rate(T, p), dtype=np.float32)
-                relax *= m
-                relax *= np.float32(dt)
-                if p.relax_drive_suppression:
-                    relax *= physics.driven_relaxation_factor(j_rel / jd, p)
-        if p.polarity == "bipolar":
-            down = np.multiply(v, V[idx] < 0)
-            v -= down
-            return v, down, relax
-        return v, None, relax
+            T_hot = T_film + p.self_heating_K_at_depin * d.j_max**2
+            visible = float(physics.relaxation_rate(T_hot, p)) * dt * d.m_max / _F32_TINY
+            if visible >= 1.0:
+                beta = p.relax_drive_suppression
+                threshold = max(threshold, math.log(visible) / beta if beta > 0 else math.inf)
+        # below depinning the drive of each device is checked as it goes; past it, by class
+        P = d.M if self._exact_law else (d.prefix(threshold) if threshold >= 1.0 else 0)
+        lam_max = self._exact(d, slice(0, P), T_film, dt) if P else 0.0
+
+        scale = self._rate_scale * dt
+        lam_fast = _MAX_DG / d.a_max
+        inv_threshold = np.float32(1.0 / threshold)
+        slow: list[np.ndarray] = []
+        for lo, hi, creep in ((P, d.q, True), (max(P, d.q), d.M, False)):
+            for s in range(lo, hi, _BLOCK):
+                e = min(s + _BLOCK, hi)
+                n = e - s
+                j, lam, tmp = self._scratch[0, :n], self._scratch[1, :n], self._scratch[2, :n]
+                np.multiply(d.c1[s:e], d.y[s:e], out=j)
+                j += d.c0[s:e]
+                if creep:
+                    np.divide(d.jd[s:e], j, out=lam)  # 1/rho
+                    if float(lam.max()) > inv_threshold:  # weakly driven: exact law
+                        weak = np.flatnonzero(lam > inv_threshold)
+                        j[weak] = d.jd[s + weak]  # any drive past the threshold: result discarded
+                        slow.append(weak + s)
+                physics.scaled_speed_above_onset(j, d.jd[s:e], T_film, scale, p, lam, tmp, creep=creep,
+                                                 inv_rho_given=creep)
+                lam *= d.mob[s:e]
+                noise = self._noise(s, e)
+                if noise is not None:
+                    lam *= noise
+                top = float(lam.max())
+                if slow and slow[-1].size and slow[-1][0] >= s:
+                    lam[slow[-1] - s] = 0.0
+                    top = float(lam.max())
+                if top > lam_fast:  # conductance feedback within the step: finer grid
+                    fast = np.flatnonzero(lam > lam_fast)
+                    lam[fast] = 0.0
+                    slow.append(fast + s)
+                    top = float(lam.max())
+                lam_max = max(lam_max, top)
+                d.y[s:e] *= _exp_neg(lam, top, tmp)
+        if slow:
+            lam_max = max(lam_max, self._exact(d, np.unique(np.concatenate(slow)), T_film, dt))
+        return max(lam_max, self._pending * self._m_max)
+
+    def _exact(self, d: _Drive, sel: slice | np.ndarray, T_film: float, dt: float) -> float:
+        """Exact exponential steps of packed devices `sel` with the float64 law.
+
+        The rates are frozen over each sub-step; sub-steps keep the relative conductance
+        change per sub-step below _MAX_DG, so the feedback of G on j is followed.
+        """
+        p = self.preset
+        y = d.y[sel].astype(np.float64)
+        c0, c1, jd = d.c0[sel], d.c1[sel].astype(np.float64), d.jd[sel]
+        mob = d.mob[sel].astype(np.float64)
+        up = d.up[sel]
+        t = up.astype(np.float64)
+        sigma = np.where(up, -1.0, 1.0)
+        if isinstance(sel, slice):
+            noise = self._noise(sel.start, sel.stop)
+        else:
+            noise = self._pool[self._pool_offset + sel] if p.cycle_noise else None
+
+        def rates(y: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+            v, k = physics.drive_rates(c0 + c1 * y, jd, T_film, p)
+            push = v * mob * (self._rate_scale * h)
+            if noise is not None:
+                push *= noise
+            return push, k * mob * h
+
+        push, relax = rates(y, dt)
+        lam_max = float((push + relax).max()) if y.size else 0.0
+        n = 1
+        if lam_max * d.a_max > _MAX_DG:
+            n = min(math.ceil(lam_max * d.a_max / _MAX_DG), _MAX_SUBSTEPS)
+        h = dt / n
+        for i in range(n):
+            if i or n > 1:
+                push, relax = rates(y, h)
+            lam = push + relax
+            x = t + sigma * y
+            safe = np.where(lam > 0, lam, 1.0)
+            x_inf = np.where(lam > 0, (push * t + relax * p.rest_state) / safe, x)
+            x = x_inf + (x - x_inf) * np.exp(-lam)
+            y = np.clip((x - t) * sigma, 0.0, 1.0)
+        d.y[sel] = y
+        return lam_max
+
+
+def _exp_neg(lam: np.ndarray, top: float, tmp: np.ndarray) -> np.ndarray:
+    """exp(−λ) in place (λ ≥ 0, largest `top`): the series while it is exact in float32."""
+    if top >= _POLY_MAX_LAM:
+        np.negative(lam, out=lam)
+        return np.exp(lam, out=lam)
+    terms = 1
+    while top ** (terms + 1) / math.factorial(terms + 1) > 2e-8:
+        terms += 1
+    # Horner: 1 − λ(1 − λ/2(1 − λ/3(…)))
+    np.multiply(lam, np.float32(1.0 / terms), out=tmp)
+    for k in range(terms - 1, 0, -1):
+        np.subtract(np.float32(1.0), tmp, out=tmp)
+        tmp *= lam
+        tmp *= np.float32(1.0 / k)
+    np.subtract(np.float32(1.0), tmp, out=lam)
+    return lam

@@ -63,30 +63,62 @@ def wall_speed(rho: np.ndarray, th: np.ndarray, T: np.ndarray | float, p: Device
     return v
 
 
-def wall_speed_fast(j_rel: np.ndarray, jd_rel: np.ndarray, T_film: float, p: DevicePreset) -> np.ndarray:
-    """wall_speed in float32 for devices known to be above their creep onset.
+def scaled_speed_above_onset(
+    j_rel: np.ndarray, jd_rel: np.ndarray, T_film: float, scale: float, p: DevicePreset,
+    out: np.ndarray, tmp: np.ndarray, *, creep: bool = True, inv_rho_given: bool = False,
+) -> np.ndarray:
+    """scale·wall_speed in float32 for devices known to be above their creep onset.
 
-    The flow law is cheap and holds for most driven devices; the creep exponential (with
-    the device's own Joule heating) is evaluated only on those still below depinning.
+    Both regimes without masks (a random mask costs more than the arithmetic it saves):
+    v = exp[−(T_d/T)·max(rho^(−μ) − 1, 0)] + s·max(j − j_d, 0) is the creep law below
+    depinning and 1 + s·(j − j_d) above it. ``scale`` enters the exponent as a logarithm.
+    ``creep=False`` skips the creep term for devices known to be past depinning;
+    ``inv_rho_given`` says ``out`` already holds j_d/j.
     """
-    v = np.subtract(j_rel, jd_rel)
-    creep = np.flatnonzero(v < 0)
-    v *= np.float32(p.flow_slope)
-    v += np.float32(1.0)
-    if creep.size:
-        jc = j_rel[creep]
-        T = device_temperature(T_film, jc, p).astype(np.float32)
-        arg = np.divide(jd_rel[creep], jc)  # rho^-1
-        if p.creep_exponent == 0.25:
-            np.sqrt(arg, out=arg)
-            np.sqrt(arg, out=arg)
+    if creep:
+        if not inv_rho_given:
+            np.divide(jd_rel, j_rel, out=out)  # rho^-1
+        if p.creep_exponent == 0.25:  # two square roots are 15× cheaper than a power
+            np.sqrt(out, out=out)
+            np.sqrt(out, out=out)
         else:
-            np.power(arg, np.float32(p.creep_exponent), out=arg)
-        arg -= np.float32(1.0)
-        arg *= np.float32(-p.creep_barrier_K)
-        arg /= T
-        v[creep] = np.exp(arg, out=arg)
-    return v
+            np.power(out, np.float32(p.creep_exponent), out=out)
+        out -= np.float32(1.0)
+        np.maximum(out, np.float32(0.0), out=out)
+        np.square(j_rel, out=tmp)
+        tmp *= np.float32(p.self_heating_K_at_depin)
+        tmp += np.float32(T_film)
+        out /= tmp
+        out *= np.float32(-p.creep_barrier_K)
+        out += np.float32(np.log(scale))
+        np.exp(out, out=out)
+        np.subtract(j_rel, jd_rel, out=tmp)
+        np.maximum(tmp, np.float32(0.0), out=tmp)
+        tmp *= np.float32(p.flow_slope * scale)
+        out += tmp
+        return out
+    np.subtract(j_rel, jd_rel, out=out)
+    out *= np.float32(p.flow_slope * scale)
+    out += np.float32(scale)
+    return out
+
+
+def drive_rates(j_rel: np.ndarray, jd_rel: np.ndarray, T_film: float, p: DevicePreset) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (float64) wall speed v/v_d and restoring rate (1/s, unit mobility) of driven devices.
+
+    Below the creep onset a device is pinned and relaxes like an idle one at the film
+    temperature; above it, it is pushed at the creep/flow speed of its own (Joule-heated)
+    temperature and its restoring hops are suppressed by the drive.
+    """
+    j_rel = np.asarray(j_rel, dtype=np.float64)
+    jd_rel = np.asarray(jd_rel, dtype=np.float64)
+    rho = j_rel / jd_rel
+    moving = rho >= p.creep_onset
+    T = device_temperature(T_film, j_rel, p)
+    v = wall_speed(rho, 1.0 / jd_rel, T, p)
+    k = np.asarray(relaxation_rate(T, p), dtype=np.float64) * driven_relaxation_factor(rho, p)
+    k = np.where(moving, k, relaxation_rate(float(T_film), p))
+    return v, k
 
 
 def relaxation_rate(T: np.ndarray | float, p: DevicePreset) -> np.ndarray | float:
@@ -103,35 +135,6 @@ def driven_relaxation_factor(rho: np.ndarray, p: DevicePreset) -> np.ndarray:
     and suppresses them: exp(−β·j/j_d). Idle paths relax at the full Arrhenius rate.
     """
     return np.exp(-p.relax_drive_suppression * rho)
-
-
-def soft_bound_update(
-    x: np.ndarray,
-    up: np.ndarray,
-    down: np.ndarray | None,
-    relax: np.ndarray,
-    x_rest: float,
-    lam: np.ndarray,
-) -> np.ndarray:
-    """soft_bound_step with the rates already multiplied by dt (lam = up + down + relax).
-
-    In-place friendly float32 form for the array: returns the new x (x itself untouched).
-    """
-    if relax is None and down is None:  # pure push up: x → 1
-        decay = np.exp(np.negative(lam))
-        new = np.subtract(x, np.float32(1.0))
-        new *= decay
-        new += np.float32(1.0)
-        return np.clip(new, 0.0, 1.0, out=new)
-    lam = np.maximum(lam, np.float32(1e-30))
-    x_inf = np.multiply(relax, np.float32(x_rest)) if relax is not None else np.zeros_like(up)
-    x_inf += up
-    x_inf /= lam
-    decay = np.exp(np.negative(lam, out=lam), out=lam)
-    new = np.subtract(x, x_inf)
-    new *= decay
-    new += x_inf
-    return np.clip(new, 0.0, 1.0, out=new)
 
 
 def soft_bound_step(
