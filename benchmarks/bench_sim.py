@@ -43,6 +43,7 @@ def crossbar_row(n: int, preset) -> dict:
     reps = 200 if n < 512 else 30
 
     step = best_of(lambda: array.advance(volts, width), reps)
+    pattern_bytes = array.nbytes()  # the pattern drive is packed now: the largest footprint
     # a row write: row 0 at the write voltage, every other line at 0 V (n cells driven)
     row = np.zeros(topo.n_devices, np.float32)
     row[:n] = preset.train_voltage_V
@@ -60,7 +61,7 @@ def crossbar_row(n: int, preset) -> dict:
     solve = best_of(lambda: circuit.solve(G), 20 if n < 512 else 3, budget_s=10.0)
 
     topo_bytes = topo.devices.nbytes + (0 if topo.device_cells is topo.devices else topo.device_cells.nbytes)
-    per_device = (array.nbytes() + topo_bytes) / topo.n_devices
+    per_device = (max(array.nbytes(), pattern_bytes) + topo_bytes) / topo.n_devices
     return dict(n=n, devices=topo.n_devices, step=step, row_step=row_step, floor=floor, solve=solve,
                 bytes=per_device)
 
