@@ -35,15 +35,18 @@ class Characterize(Protocol):
     pairs: tuple[tuple[int | str, int | str], ...] = ((0, 1),)
     amplitudes: tuple[float, ...] | None = None  # V across the device; default 12 steps up to 2·v_max
     width_s: float = Field(1e-3, gt=0)
+    sweep_count: int = Field(20, ge=1)  # pulses per train in the amplitude and width sweeps
+    max_chunks: int = Field(4, ge=1)  # trains per amplitude at most, until the change is seen
     widths: tuple[float, ...] | None = None  # default width_s × (1/8 … 4)
     v_width: float | None = Field(None, gt=0)  # default: first amplitude with a clear response
     curve_pulses: int = Field(30, ge=3)
     v_curve: float | None = Field(None, gt=0)  # default: the largest amplitude
+    curve_width_s: float | None = Field(None, gt=0)  # default: 10 × width_s, within the bench limit
     noise_reads: int = Field(8, ge=2)
-    read_repeats: int = Field(1, ge=1)
+    read_repeats: int = Field(4, ge=1)
     v_read: float | None = Field(None, gt=0)
     retention_s: tuple[float, ...] = ()
-    response_sigmas: float = Field(4.0, gt=0)  # |ΔG| above this many read-noise σ counts as motion
+    response_sigmas: float = Field(3.0, gt=0)  # |ΔG| above this many read-noise σ counts as motion
     # geometry and assumptions the electrical data cannot give (used only for the preset dict)
     creep_exponent: float = Field(0.25, gt=0, le=1)
     cross_section_m2: float = Field(1e-14, gt=0)
@@ -65,6 +68,10 @@ class Characterize(Protocol):
             return np.array(self.amplitudes)
         return np.geomspace(0.1, 1.0, 12) * 2.0 * bench.v_max
 
+    def curve_width(self, bench: BenchInfo) -> float:
+        """Curve pulses are long enough to approach the bounds in ``curve_pulses`` steps."""
+        return self.curve_width_s if self.curve_width_s is not None else min(10 * self.width_s, 0.5 * bench.max_pulse_width_s)
+
     def width_list(self) -> np.ndarray:
         if self.widths is not None:
             return np.array(self.widths)
@@ -77,24 +84,24 @@ class Characterize(Protocol):
         amps = self.amplitude_list(bench)
         widths = self.width_list()
         check_voltage(bench, "amplitudes (±V/2 per line)", max(amps.max(), self.v_curve or 0, self.v_width or 0) / 2)
-        if max(widths.max(), self.width_s) > bench.max_pulse_width_s:
+        if max(widths.max(), self.width_s, self.curve_width_s or 0) > bench.max_pulse_width_s:
             raise ValueError(f"pulse widths up to {widths.max():g} s exceed the bench limit {bench.max_pulse_width_s:g} s")
         per_device = []
         for a, b in lines:
             data = yield from self._measure(bench, a, b, amps, widths)
             fit = analyse(data, self)
             per_device.append(fit)
-            yield Record("characterize_device", {k: v for k, v in fit.items() if not isinstance(v, dict)})
+            yield Record("characterize_device", _recordable(fit))
         summary = summarise(per_device, self)
-        yield Record("characterize", {k: v for k, v in summary.items() if not isinstance(v, (dict, list))})
+        yield Record("characterize", {**_recordable(summary), **{f"preset.{k}": v for k, v in summary["preset"].items()}})
         return summary
 
     def _read(self, a: int, b: int):
         r: PairResult = yield ReadPair(a, b, v_read=self.v_read, repeats=self.read_repeats)
         return float(r.g)
 
-    def _pulse(self, bench: BenchInfo, a: int, b: int, v: float, width: float):
-        yield Pulse.of(half_select(bench, a, b, v), width)
+    def _pulse(self, bench: BenchInfo, a: int, b: int, v: float, width: float, count: int = 1):
+        yield Pulse.of(half_select(bench, a, b, v), width, count)
         return (yield from self._read(a, b))
 
     def _measure(self, bench: BenchInfo, a: int, b: int, amps: np.ndarray, widths: np.ndarray):
@@ -103,13 +110,19 @@ class Characterize(Protocol):
             noise.append((yield from self._read(a, b)))
         sigma = float(np.std(noise, ddof=1))
         g = float(np.mean(noise))
-        sweep = []  # (V signed, width, G before, G after)
+        threshold_noise = self.response_sigmas * sigma * np.sqrt(2)
+        sweep = []  # (V signed, total time at V, G before, G after)
         for v in amps:
             for pol in (1.0, -1.0):
-                after = yield from self._pulse(bench, a, b, pol * v, self.width_s)
-                sweep.append((pol * v, self.width_s, g, after))
-                g = after
-        threshold_noise = self.response_sigmas * sigma * np.sqrt(2)
+                # slow creep near threshold: keep pulsing (up to max_chunks trains) until the
+                # change stands out of the read noise, so small rates are still measured
+                start, total = g, 0.0
+                for _ in range(self.max_chunks):
+                    g = yield from self._pulse(bench, a, b, pol * v, self.width_s, self.sweep_count)
+                    total += self.width_s * self.sweep_count
+                    if abs(g - start) > threshold_noise:
+                        break
+                sweep.append((pol * v, total, start, g))
         v_width = self.v_width
         if v_width is None:
             moved = [abs(v) for v, _, g0, g1 in sweep if abs(g1 - g0) > threshold_noise]
@@ -118,15 +131,16 @@ class Characterize(Protocol):
         wsweep = []
         for w in widths:
             for pol in (1.0, -1.0):
-                after = yield from self._pulse(bench, a, b, pol * v_width, float(w))
-                wsweep.append((pol * v_width, float(w), g, after))
+                after = yield from self._pulse(bench, a, b, pol * v_width, float(w), self.sweep_count)
+                wsweep.append((pol * v_width, float(w) * self.sweep_count, g, after))
                 g = after
         v_curve = self.v_curve if self.v_curve is not None else float(amps.max())
+        curve_width = self.curve_width(bench)
         curves = {}
         for pol in (1.0, -1.0):
             trace = [g]
             for _ in range(self.curve_pulses):
-                g = yield from self._pulse(bench, a, b, pol * v_curve, self.width_s)
+                g = yield from self._pulse(bench, a, b, pol * v_curve, curve_width)
                 trace.append(g)
             curves[pol] = trace
         retention = []
@@ -146,11 +160,22 @@ class Characterize(Protocol):
             "v_curve": v_curve,
             "curve_up": np.array(curves[1.0]),
             "curve_down": np.array(curves[-1.0]),
+            "curve_width": curve_width,
             "retention": np.array(retention).reshape(-1, 2),
         }
 
 
 # ------------------------------------------------------------------ analysis (pure)
+
+
+def _recordable(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers, strings and arrays only (what an archive stream holds); tuples become text."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if v is None or isinstance(v, (dict, list)):
+            continue
+        out[k] = "-".join(map(str, v)) if isinstance(v, tuple) else v
+    return out
 
 
 def fit_bound(trace: np.ndarray) -> tuple[float, float]:
@@ -197,6 +222,8 @@ def fit_creep(v: np.ndarray, r: np.ndarray, mu: float) -> dict[str, float]:
         xk = (vd / v[creep]) ** mu - 1.0
         A = np.stack([np.ones_like(xk), -xk], axis=1)
         (ln_rd, barrier), *_ = np.linalg.lstsq(A, np.log(r[creep]), rcond=None)
+        if barrier < 0:  # rates falling with drive are noise: no creep barrier, a constant rate
+            barrier, ln_rd = 0.0, float(np.mean(np.log(r[creep])))
         err = float(np.sum((np.log(r[creep]) - A @ np.array([ln_rd, barrier])) ** 2))
         slope = 0.0
         flow = ~creep
@@ -253,9 +280,16 @@ def analyse(data: Mapping[str, Any], p: Characterize) -> dict[str, Any]:
     window = max(g_max - g_min, 1e-30)
     # rates of the amplitude sweep
     rates = np.array([_rate(g0, g1, g_min, g_max, w) for _, w, g0, g1 in sweep])
-    moved = np.array([abs(g1 - g0) > noise_step for _, _, g0, g1 in sweep])
+    # motion counts if it stands out of the noise in the direction strong drive takes for that
+    # polarity; the threshold is where motion starts and stays for every larger amplitude
+    expect = {1.0: np.sign(d_pos), -1.0: np.sign(d_neg)}
+    moved = np.array([abs(g1 - g0) > noise_step and np.sign(g1 - g0) == expect[np.sign(v)]
+                      for v, _, g0, g1 in sweep])
     amps = np.abs(sweep[:, 0])
-    threshold = float(amps[moved].min()) if moved.any() else float("nan")
+    levels = np.unique(amps)
+    moving = np.array([moved[amps == lv].any() for lv in levels])
+    stays = np.flatnonzero(np.logical_and.accumulate(moving[::-1])[::-1])
+    threshold = float(levels[stays[0]]) if stays.size else float("nan")
     rates_fit = np.where(moved, rates, np.nan)
     creep = fit_creep(amps, rates_fit, p.creep_exponent)
     # width exponent: |ΔG| ∝ width^β
@@ -266,7 +300,7 @@ def analyse(data: Mapping[str, Any], p: Characterize) -> dict[str, Any]:
     logs, read_var = [], []
     for tr in (up, down):
         for g0, g1 in zip(tr[:-1], tr[1:]):
-            rr = _rate(g0, g1, g_min, g_max, p.width_s)
+            rr = _rate(g0, g1, g_min, g_max, data["curve_width"])
             if np.isfinite(rr) and rr > 0 and abs(g1 - g0) > noise_step:
                 logs.append(np.log(rr))
                 read_var.append(2 * (sigma / abs(g1 - g0)) ** 2)
@@ -276,7 +310,7 @@ def analyse(data: Mapping[str, Any], p: Characterize) -> dict[str, Any]:
     else:
         cycle_noise = float("nan")
     ret = data["retention"]
-    relax = fit_relaxation(ret[:, 0], ret[:, 1]) if len(ret) >= 3 else None
+    relax = fit_relaxation(ret[:, 0], ret[:, 1], noise=sigma) if len(ret) >= 3 else None
     return {
         "lines": data["lines"],
         "g_initial_S": float(data["g_initial"]),
@@ -291,7 +325,7 @@ def analyse(data: Mapping[str, Any], p: Characterize) -> dict[str, Any]:
         "delta_g_S": sweep[:, 3] - sweep[:, 2],
         "rates_per_s": rates,
         "width_exponent": beta,
-        "widths_s": wsweep[:, 1],
+        "widths_s": wsweep[:, 1] / p.sweep_count,
         "width_delta_g_S": wsweep[:, 3] - wsweep[:, 2],
         "curve_up_S": up,
         "curve_down_S": down,
@@ -327,7 +361,8 @@ def summarise(devices: list[dict[str, Any]], p: Characterize) -> dict[str, Any]:
         "g_max_S": g_max,
         "g_min_S": g_min,
         "g_spread": _spread([d["g_max_S"] for d in devices]),
-        "read_noise_window": mean("read_sigma_S") / window if window > 0 else float("nan"),
+        # one read's noise (the protocol averaged read_repeats of them) over the window
+        "read_noise_window": mean("read_sigma_S") * np.sqrt(p.read_repeats) / window if window > 0 else float("nan"),
         "cycle_noise": mean("cycle_noise"),
         "creep_exponent": p.creep_exponent,
         "threshold_spread": _spread([d["threshold_V"] for d in devices]),

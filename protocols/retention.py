@@ -23,7 +23,7 @@ class ProgramPulse(BaseModel):
 
 
 class Retention(Protocol):
-    """Read the chosen devices at (roughly log-spaced) times after an optional programming pulse.
+    """Read the chosen devices at the given times after an optional programming pulse.
 
     Fits G(t) = G_∞ + (G_0 − G_∞)·exp(−t/τ) per device, the form of thermally activated
     relaxation toward a rest texture; τ = ∞ (no relaxation seen) is reported as inf.
@@ -60,7 +60,8 @@ class Retention(Protocol):
                 elapsed = t
             m = yield ReadMatrix(devices=devices, v_read=self.v_read, repeats=self.repeats)
             g[k] = np.asarray(m.g)[list(devices)]
-        fit = [fit_relaxation(np.array(self.times_s), g[:, d]) for d in range(len(devices))]
+        noise = np.nanmedian(np.asarray(m.g_std)[list(devices)]) * np.sqrt(self.repeats) if self.repeats > 1 else 0.0
+        fit = [fit_relaxation(np.array(self.times_s), g[:, d], noise) for d in range(len(devices))]
         out = {
             "times_s": np.array(self.times_s),
             "g": g,
@@ -72,16 +73,21 @@ class Retention(Protocol):
         return out
 
 
-def fit_relaxation(t: np.ndarray, g: np.ndarray) -> dict[str, float]:
-    """Exponential relaxation toward G_∞, and the drift per decade of time for comparison."""
+def fit_relaxation(t: np.ndarray, g: np.ndarray, noise: float = 0.0) -> dict[str, float]:
+    """Exponential relaxation toward G_∞, and the drift per decade of time for comparison.
+
+    A change within 3 read-noise σ (``noise``, S) of nothing is no relaxation: τ = inf.
+    """
     t = np.asarray(t, dtype=float)
     g = np.asarray(g, dtype=float)
     pos = t > 0
     drift = float(np.polyfit(np.log10(t[pos]), g[pos], 1)[0]) if pos.sum() >= 2 else 0.0
     span = float(g.max() - g.min())
-    if len(t) < 3 or span == 0:
+    if len(t) < 3 or span == 0 or span < 3 * np.sqrt(2) * noise:
         return {"tau_s": float("inf"), "g_inf": float(g[-1]), "drift_per_decade": drift}
-    from scipy.optimize import curve_fit
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     def model(tt, g_inf, g0, log_tau):
         return g_inf + (g0 - g_inf) * np.exp(-tt / np.exp(log_tau))
@@ -89,10 +95,14 @@ def fit_relaxation(t: np.ndarray, g: np.ndarray) -> dict[str, float]:
     best = None
     for tau0 in np.geomspace(max(t[pos].min(), 1e-6) if pos.any() else 1.0, max(t.max(), 1e-6) * 10, 6):
         try:
-            p, _ = curve_fit(model, t, g, p0=(g[-1], g[0], np.log(tau0)), maxfev=2000)
+            # flat data make the covariance (unused) undefined; a hopeless start overflows
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", OptimizeWarning)
+                p, _ = curve_fit(model, t, g, p0=(g[-1], g[0], np.log(tau0)), maxfev=2000)
         except RuntimeError:
             continue
-        err = float(np.sum((model(t, *p) - g) ** 2))
+        with np.errstate(all="ignore"):
+            err = float(np.sum((model(t, *p) - g) ** 2))
         if best is None or err < best[0]:
             best = (err, p)
     if best is None or not np.isfinite(best[1]).all() or np.exp(best[1][2]) > 1e3 * max(t.max(), 1e-9):

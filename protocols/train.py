@@ -188,12 +188,30 @@ class TrainErrorDriven(Protocol):
     def count(self, epoch: int) -> int:
         return max(self.count_min, int(round(self.pulse.count * self.anneal**epoch)))
 
-    def update_phases(self, bench: BenchInfo, target: np.ndarray, s: np.ndarray, errors: np.ndarray):
-        """Line voltages that move the weights of the neurons in error toward target_i·s_j."""
+    def update_phases(self, bench: BenchInfo, target: np.ndarray, s: np.ndarray, errors: np.ndarray,
+                      rng: np.random.Generator | None = None):
+        """Line voltages that move the weights of the neurons in error toward target_i·s_j.
+
+        On a crossbar, a neuron's self-coupling (the device at row i, column i) is never
+        pulsed: it would only make every state, wrong ones included, stickier. The
+        neurons in error are split at random in two halves, each pulsed with its own rows
+        held at 0 V; a weight between two neurons in error is then updated half the time.
+        """
         v = self.v_train
         if self.kind(bench) == "outer_product":
-            cols = np.where(errors, target, 0.0)
-            return [volts for volts, _ in outer_product_phases(bench, self.potentiate_polarity * s, cols, v)]
+            rng = rng if rng is not None else np.random.default_rng(0)
+            phases = []
+            idx = np.flatnonzero(errors)
+            half = rng.random(idx.size) < 0.5
+            for group in (idx[half], idx[~half]):
+                if group.size == 0:
+                    continue
+                cols = np.zeros(bench.n_neurons)
+                cols[group] = target[group]
+                rows = self.potentiate_polarity * np.asarray(s, dtype=float)
+                rows[group] = 0.0
+                phases += [volts for volts, _ in outer_product_phases(bench, rows, cols, v)]
+            return phases
         phases = []
         for sign in (1.0, -1.0):
             src = errors & (target == sign)
@@ -265,7 +283,7 @@ class TrainErrorDriven(Protocol):
                         continue
                     n_errors += int(errors.sum())
                     n_updates += 1
-                    for volts in self.update_phases(bench, xi, s, errors):
+                    for volts in self.update_phases(bench, xi, s, errors, rng):
                         yield Pulse.of(volts, self.pulse.width_s, count, self.pulse.period_s)
             yield Record("train_epoch", {"epoch": epoch + 1, "updates": n_updates, "errors": n_errors, "count": count})
             yield Checkpoint({"epoch": epoch + 1, "baseline": [float(v) for v in base]})
