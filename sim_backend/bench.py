@@ -169,11 +169,10 @@ class SimulatedBench:
         """The circuit at the present levels, relays and true conductances."""
         with self.lock:
             self._configure()
-            G = self.array.conductance()
             key = (self._config_version, self.array.version)
             if self._cached is not None and self._cached[0] == key:
-                return self._cached[1]
-            sol = self.circuit.solve(G)
+                return self._cached[1]  # before conductance(): it forces the packed state back
+            sol = self.circuit.solve(self.array.conductance())
             self._cached = (key, sol)
             return sol
 
