@@ -7,9 +7,12 @@ import tomllib
 import numpy as np
 import pytest
 
+import drivers
+
 from lab.bench import twin_spec
 from lab.config import load_bench, loads_bench, parse_bench
 from lab.errors import ConfigError
+from lab.models import MODELS
 from sim_backend import crossbar, film
 from sim_backend.datafiles import data_path
 from sim_backend.twin import build_twin
@@ -110,6 +113,33 @@ def test_bad_bench_is_rejected_naming_the_field(what: str, edits: dict, field: s
     msg = " ".join(m for f, m in info.value.problems if f == field)
     assert words in msg, f"{what}: {info.value}"
     assert "bad.toml" in str(info.value)
+
+
+@pytest.mark.parametrize("model", sorted(drivers.MODELS))
+def test_every_driver_model_has_a_capability_entry_matching_the_driver(model: str) -> None:
+    cap = MODELS[model]
+    assert cap.v_max > 0 and cap.i_max > 0, model
+    entry: dict = {"name": "x", "model": model, "resource": "TCPIP::10.0.0.1::5025::SOCKET"}
+    if cap.kind == "smu":
+        entry["channels"] = {cap.channels[0]: "bus"}
+        # the envelope: voltage up, current down, its first corner the largest current
+        vs, is_ = zip(*cap.envelope)
+        assert list(vs) == sorted(vs) and list(is_) == sorted(is_, reverse=True) and vs[-1] == cap.v_max
+        assert cap.i_max_at(0.0) == cap.i_max and cap.i_max_at(cap.v_max) > 0 and cap.i_max_at(1e4) == 0
+    else:
+        entry.update(cards=1, crosspoints={})
+    twin = build_twin({"topology": {"kind": "film", "n": 2}, "preset": "ideal", "instruments": [entry]})
+    drv = drivers.open_instrument(model, entry["resource"], visa_library=twin.visa_library(),
+                                  **({"cards": 1} if cap.kind == "matrix" else {}))
+    try:
+        if cap.kind == "smu":
+            channels = drv.channels()
+            assert tuple(channels) == cap.channels
+            assert all(cap.v_max <= getattr(ch, "v_max", float("inf")) for ch in channels.values())
+        else:
+            assert callable(drv.open_all) and not hasattr(drv, "channels")
+    finally:
+        drv.adapter.close()
 
 
 def test_toml_syntax_error_and_missing_file_are_config_errors(tmp_path) -> None:
