@@ -8,7 +8,8 @@ Sections (see ``data/benches/*.toml`` for complete files)::
                                    SMUs: channels (default: all); matrix: cards, settling_time_s
     [buses.<bus>]                  instrument, channel, role = drive|sense|guard, compliance_A
     [array]                        topology = film|crossbar, n, tied, line_names, g_nominal_S
-    [wiring]                       matrix = <instrument>
+    [wiring]                       matrix = <instrument>, contact_resistance_ohm (calibrated bus-to-line
+                                   series resistance; reads correct for its voltage drops)
     [wiring.rows]                  <bus> = "A".."H"          (one matrix row per bus)
     [wiring.lines]                 <line> = [slot, column]   (crosspoint "<slot><row><column:02>")
     [limits]                       v_max_V, power_max_W, g_max_expected_S, pulse_width_max_s,
@@ -151,6 +152,10 @@ class WiringConfig(_Strict):
     matrix: str  # the switch-matrix instrument
     rows: dict[str, str]  # bus -> matrix row letter
     lines: dict[str, tuple[int, int]]  # line -> (slot, column)
+    # Series resistance between a bus and a line it joins (relay contact + cabling + contact pad),
+    # as calibrated on this bench. The line driving a read carries the whole row current, so it
+    # sits I·R below its source; reads measure that current and correct for it. 0 = no correction.
+    contact_resistance_ohm: float = Field(0.0, ge=0.0, le=1000.0)
 
     @field_validator("rows")
     @classmethod

@@ -17,23 +17,46 @@ decides which line goes on which bus and in what order, and asks the
 
 Relays change only with every source at 0 V, as a diff (open what must open, then close
 what must close), which also makes every change break-before-make.
+
+Reads correct for the bench's calibrated contact resistance R (``wiring.contact_resistance_ohm``:
+relay, cable and pad between a bus and a line). The drive line carries the whole row current
+(v·Σ_k G_ik ≈ 0.34 mA on the 35-node film: with 1 Ω, 0.34 % of v_read, a sixth of the AMR
+window), so the drive bus is measured the first time a line is driven and every device is
+computed from the line voltages V_bus − I·R on both sides. Guard lines carry one device's current each, so
+they sit near the sense line's own offset; the small sneak current that remains is taken
+from the conductances just read. A multiply corrects each neuron's current with the nodal
+model of its configuration and the conductances last read (nominal before any read).
+
+A reading clamped at its current limit is never turned into a conductance: the operation
+stops with :class:`ComplianceHit` naming the bus (the runner then makes the bench safe).
+Buses a read does not measure anyway are measured only when their worst-case current
+(every device at ``limits.g_max_expected_S``) could reach their limit.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from lab.config import BenchConfig
-from lab.errors import RoutingError
+from lab.errors import HopbenchError, RoutingError
 from lab.operations import ApplyResult, MatrixResult, MultiplyResult, PairResult
 from lab.safety import GuardedActuator
 
-log = logging.getLogger("hopbench.crossbar")
-
 Route = dict[int, str]  # line index -> bus
+
+
+class ComplianceHit(HopbenchError):
+    """A source was clamped at its current limit during an operation: its result is not valid."""
+
+    def __init__(self, operation: str, bus: str, limit: float | None, current: float | None, what: str) -> None:
+        self.operation = operation
+        self.bus = bus
+        seen = [f"{limit:g} A" if limit is not None else "", f"read {current:.4g} A" if current is not None else ""]
+        seen_text = f" ({', '.join(x for x in seen if x)})" if any(seen) else ""
+        super().__init__(f"{operation}: bus {bus} was clamped at its current limit{seen_text} during {what}; "
+                         f"the line was not at the voltage asked for, so no result is returned")
 
 
 @dataclass(frozen=True)
@@ -123,7 +146,11 @@ class Crossbar:
         self.drive = lay.by_role("drive")
         self.sense = lay.by_role("sense")
         self.guard_bus = lay.by_role("guard")[0]
-        self.compliance_events = 0
+        self.r_contact = config.wiring.contact_resistance_ohm
+        # what the contact corrections assume the devices conduct: the last guarded read of
+        # each device, nominal until then (the corrections are ~0.5 % of a current, so a
+        # device's spread matters there but its drift since the read does not)
+        self.g_estimate = np.full(len(lay.devices), config.g_nominal)
 
     # ------------------------------------------------------------ basics
     def prepare(self) -> None:
@@ -186,7 +213,7 @@ class Crossbar:
         if levels and duration_s >= t_meas:
             self.act.hold(duration_s - t_meas)
             for bus in levels:
-                currents[bus] = float(self._reading(bus).current)
+                currents[bus] = float(self._reading(bus, "apply", "the write").current)
         else:
             self.act.hold(duration_s)
         self.zero()
@@ -202,7 +229,7 @@ class Crossbar:
         for k in range(count):
             if len(levels) == 1:
                 (bus, v), = levels.items()
-                self.act.pulse(bus, v, width_s)
+                self._pulse(bus, v, width_s, k)
             else:
                 for bus, v in levels.items():
                     self.act.set_level(bus, v)
@@ -219,40 +246,89 @@ class Crossbar:
                     line_v[line] = levels[bus]
         return ApplyResult(line_v, float(width_s) * count, {})
 
+    def _pulse(self, bus: str, volts: float, width_s: float, k: int) -> None:
+        from drivers.errors import ComplianceTripped
+
+        try:
+            self.act.pulse(bus, volts, width_s)
+        except ComplianceTripped as exc:
+            raise ComplianceHit("pulse", bus, self.act.current_limit(bus), None,
+                                f"pulse {k + 1} ({volts:g} V, {width_s:g} s): {exc}") from exc
+
     def wait(self, seconds: float) -> None:
         self.zero()
         self.act.hold(seconds)
 
     # ------------------------------------------------------------ reads
-    def _reading(self, bus: str):  # noqa: ANN202 - a driver's reading object
+    def _reading(self, bus: str, operation: str, what: str):  # noqa: ANN202 - a driver's reading object
         r = self.act.measure(bus)
         if getattr(r, "compliance", False):
-            self.compliance_events += 1
-            log.warning("bus %s hit its current limit during a measurement (%.3g A)", bus, r.current)
+            raise ComplianceHit(operation, bus, self.act.current_limit(bus), float(r.current), what)
         return r
 
-    def _sample(self, bus: str, v_read: float, repeats: int) -> tuple[float, float, float]:
-        """(G, its standard error, mean current) from ``repeats`` readings of a sense bus."""
-        g = []
-        i_mean = []
-        for _ in range(repeats):
-            r = self._reading(bus)
-            if getattr(r, "compliance", False):
-                g.append(np.nan)
-            else:
-                g.append(-float(r.current) / v_read)  # current flows into the sense source
-            i_mean.append(float(r.current))
-        arr = np.asarray(g)
-        std = float(np.std(arr, ddof=1) / np.sqrt(repeats)) if repeats > 1 else 0.0
-        return float(np.mean(arr)), std, float(np.mean(i_mean))
+    def _line_v(self, r) -> float:  # noqa: ANN001
+        """The line's voltage behind the bus's contact resistance (current flows bus -> line)."""
+        return float(r.voltage) - self.r_contact * float(r.current)
 
-    def _run_configs(self, configs: list[ReadConfig], v_read: float, repeats: int, guarded: bool
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _check_unmeasured(self, measured: set[str], operation: str, what: str) -> None:
+        """Measure only the buses whose worst-case current could reach their limit."""
+        for bus, bound in self.act.current_bounds().items():
+            limit = self.act.current_limit(bus)
+            if bus not in measured and limit is not None and bound >= limit:
+                self._reading(bus, operation, what)
+
+    def _sample(self, bus: str, v_drive: float, repeats: int, operation: str, what: str
+                ) -> tuple[float, float, float, float]:
+        """(G, its standard error, mean current, mean sense-line voltage) from ``repeats`` readings."""
+        g = np.empty(repeats)
+        cur = np.empty(repeats)
+        v_line = np.empty(repeats)
+        for k in range(repeats):
+            r = self._reading(bus, operation, what)
+            cur[k] = float(r.current)  # negative: flows into the sense source
+            v_line[k] = self._line_v(r)
+            g[k] = -cur[k] / (v_drive - v_line[k])
+        std = float(np.std(g, ddof=1) / np.sqrt(repeats)) if repeats > 1 else 0.0
+        return float(np.mean(g)), std, float(np.mean(cur)), float(np.mean(v_line))
+
+    def _g_matrix(self, g: np.ndarray) -> np.ndarray:
+        """(n_lines, n_lines) conductance between lines, 0 where no device joins them."""
+        lay = self.layout
+        n = len(lay.lines)
+        a, b = lay.devices[:, 0], lay.devices[:, 1]
+        gm = np.zeros((n, n))
+        gm[a, b] = g
+        gm[b, a] = g
+        return gm
+
+    def _guard_offsets(self, g: np.ndarray, reads: list[tuple[int, int, int, float, float]]) -> None:
+        """Second order in R, in place: the guard lines are not at 0 V either.
+
+        Each guard line k carries its device's current from the drive line, so it sits at
+        v_k ≈ R·G_dk·v_d; the sense line s then receives Σ_k G_sk (v_k − v_s) besides G_ds's
+        own current. With the devices' conductances from this read (nominal where unread)
+        that sum is subtracted; what is left is of order (R·ΣG)² ~ 1e-5 of G.
+        """
+        gm = self._g_matrix(np.where(np.isfinite(g), g, self.g_estimate))
+        for dev, d, s, v_d, v_s in reads:
+            v_k = self.r_contact * gm[d] * v_d
+            v_k[d] = v_d
+            sneak = gm[s] @ (v_k - v_s) - gm[s, d] * (v_d - v_s)
+            g[dev] -= sneak / (v_d - v_s)
+
+    def _run_configs(self, configs: list[ReadConfig], v_read: float, repeats: int, guarded: bool,
+                     operation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n_dev = len(self.layout.devices)
         g = np.full(n_dev, np.nan)
         g_std = np.full(n_dev, np.nan)
         cur = np.full(n_dev, np.nan)
         drive = self.drive[0]
+        names = self.layout.lines
+        reads: list[tuple[int, int, int, float, float]] = []  # device, drive line, sense line, their V
+        # Guarded, a drive line's current (v·Σ_k G_dk) does not depend on which 0 V bus holds each
+        # other line: it is measured the first time the line is driven and reused for every
+        # configuration and device it drives. A floating read's current depends on the pair.
+        drive_v: dict[int, float] = {}
         for c in configs:
             route: Route = {c.drive: drive}
             for bus, line in c.sense:
@@ -260,16 +336,30 @@ class Crossbar:
             if guarded:
                 self._ground_rest(route)
             self.configure(route, {drive: v_read})
-            for bus, _line, dev in c.targets:
-                g[dev], g_std[dev], cur[dev] = self._sample(bus, v_read, repeats)
+            what = f"the read driven from line {names[c.drive]}"
+            v_drive = drive_v.get(c.drive) if guarded else None
+            if v_drive is None:
+                v_drive = self._line_v(self._reading(drive, operation, what))
+                if guarded:
+                    drive_v[c.drive] = v_drive
+            self._check_unmeasured({drive} | {bus for bus, _, _ in c.targets}, operation, what)
+            for bus, line, dev in c.targets:
+                g[dev], g_std[dev], cur[dev], v_sense = self._sample(
+                    bus, v_drive, repeats, operation, f"the read of {names[c.drive]}-{names[line]}")
+                reads.append((dev, c.drive, line, v_drive, v_sense))
         self.zero()
+        if guarded and self.r_contact > 0:
+            self._guard_offsets(g, reads)
+        if guarded:
+            known = np.isfinite(g)
+            self.g_estimate[known] = g[known]
         return g, g_std, cur
 
     def read_pair(self, a: int, b: int, v_read: float, repeats: int = 1, scheme: str = "guarded") -> PairResult:
         dev = self.layout.device_index[(a, b)]
         bus = self.sense[0]
         config = ReadConfig(a, ((bus, b),), ((bus, b, dev),))
-        g, g_std, cur = self._run_configs([config], v_read, repeats, scheme == "guarded")
+        g, g_std, cur = self._run_configs([config], v_read, repeats, scheme == "guarded", "read_pair")
         return PairResult(float(g[dev]), float(g_std[dev]), float(cur[dev]), v_read)
 
     def read_matrix(self, devices: Iterable[int] | None, v_read: float, repeats: int = 1,
@@ -283,7 +373,7 @@ class Crossbar:
             configs = plan_guarded_reads(self.config, devices)
         else:
             configs = plan_floating_reads(self.config, devices)
-        g, g_std, _ = self._run_configs(configs, v_read, repeats, scheme == "guarded")
+        g, g_std, _ = self._run_configs(configs, v_read, repeats, scheme == "guarded", "read_matrix")
         return MatrixResult(g, g_std, cells_matrix(self.config, g), cells_matrix(self.config, g_std), v_read)
 
     # ------------------------------------------------------------ multiply
@@ -300,6 +390,8 @@ class Crossbar:
         bus_of = {sgn: self.drive[k] for k, sgn in enumerate(signs)}
         bus_levels = {bus_of[sgn]: levels[sgn] for sgn in signs}
         lay = self.layout
+        gm = self._g_matrix(self.g_estimate)
+        lap = np.diag(gm.sum(1)) - gm
         if self.config.array.topology == "crossbar" and not self.config.array.tied:
             # rows are the inputs, each column a virtual-ground output: I_j = v Σ_i G_ij s_i
             for start in range(0, len(wanted), len(self.sense)):
@@ -308,8 +400,11 @@ class Crossbar:
                 for bus, j in zip(self.sense, chunk):
                     route[n + j] = bus
                 self.configure(self._ground_rest(route), bus_levels)
+                what = f"the multiply into columns {lay.lines[n + chunk[0]]}..{lay.lines[n + chunk[-1]]}"
+                self._check_unmeasured(set(self.sense[:len(chunk)]), "multiply", what)
+                lost = self._contact_loss(lap, route, bus_levels)
                 for bus, j in zip(self.sense, chunk):
-                    currents[j] = -float(self._reading(bus).current)
+                    currents[j] = -float(self._reading(bus, "multiply", what).current) + lost[bus]
         else:
             sense = self.sense[0]
             for i in wanted:
@@ -318,6 +413,45 @@ class Crossbar:
                     for line in lines:
                         route[line] = sense if j == i else bus_of[int(s[j])]
                 self.configure(self._ground_rest(route), bus_levels)
-                currents[i] = -float(self._reading(sense).current)
+                what = f"the multiply into neuron {i}"
+                self._check_unmeasured({sense}, "multiply", what)
+                lost = self._contact_loss(lap, route, bus_levels)
+                currents[i] = -float(self._reading(sense, "multiply", what).current) + lost[sense]
         self.zero()
         return MultiplyResult(currents, s.copy(), v_read)
+
+    def _contact_loss(self, lap: np.ndarray, route: Route, levels: dict[str, float]) -> dict[str, float]:
+        """Per sense bus, the current the contact resistances keep from it in this configuration.
+
+        A multiply drives every line at once, each through its own contact: line j sits
+        R·I_j off its bus and the sense line R·I_s above 0 V, a gain error of about
+        −2R·ΣG (−0.6 % on the 35-node film, ten times the read noise). The bus currents
+        alone cannot say how much each line carried, so the loss is taken from the nodal
+        model of the configuration (``lap``: the Laplacian of :attr:`g_estimate`).
+        """
+        if self.r_contact <= 0:
+            return {b: 0.0 for b in self.sense}
+        n = len(self.layout.lines)
+        routed = np.zeros(n, bool)
+        v_bus = np.zeros(n)
+        for line, bus in route.items():
+            routed[line] = True
+            v_bus[line] = levels.get(bus, 0.0)
+        v_ideal = _solve_lines(lap, v_bus, routed, 0.0)
+        v_real = _solve_lines(lap, v_bus, routed, self.r_contact)
+        # a bus delivers (lap·v)_l into each of its lines l; a neuron's current is what its sense bus absorbs
+        absorbed_lost = lap @ (v_real - v_ideal)
+        return {b: float(sum(absorbed_lost[line] for line, bus in route.items() if bus == b)) for b in self.sense}
+
+
+def _solve_lines(lap: np.ndarray, v_bus: np.ndarray, routed: np.ndarray, r: float) -> np.ndarray:
+    """Line voltages: routed lines joined to their bus through ``r`` (pinned if 0), others floating."""
+    n = len(v_bus)
+    leak = 1e-12 * np.eye(n)  # fixes a line no device or bus reaches
+    if r > 0:
+        return np.linalg.solve(lap + np.diag(routed / r) + leak, np.where(routed, v_bus / r, 0.0))
+    v = np.where(routed, v_bus, 0.0)
+    free = ~routed
+    if free.any():
+        v[free] = np.linalg.solve((lap + leak)[np.ix_(free, free)], -lap[np.ix_(free, routed)] @ v[routed])
+    return v

@@ -21,6 +21,7 @@ import numpy as np
 
 from lab.config import BenchConfig, Layout
 from lab.errors import CleanupError, RetryPolicy, RoutingError, SafetyError
+from lab.models import capability
 from lab.operations import Apply, Multiply, Operation, Pulse, ReadMatrix, ReadPair, Wait
 from lab.timing import Clock, TimingModel
 
@@ -57,6 +58,11 @@ class SafetyGuard:
         lay = self.layout
         self.bus_index = {b: k for k, b in enumerate(lay.buses)}
         self.compliance_max = {b: c.compliance_A for b, c in config.buses.items()}
+        self.hardware_current = {b: _hardware_current(config, b) for b in config.buses}
+        matrix = capability(config.matrix.model)
+        self.v_line_max = min(self.limits.v_max_V, matrix.v_max or math.inf)
+        self._v_line_why = ("limits.v_max_V" if self.v_line_max == self.limits.v_max_V
+                            else f"the {config.matrix.model} relays' signal rating")
         self._owner_bus = {xp: self.bus_index[b] for xp, (b, _) in lay.owner.items()}
         self._owner_line = {xp: line for xp, (_, line) in lay.owner.items()}
         self._dev_a = lay.devices[:, 0]
@@ -122,6 +128,19 @@ class SafetyGuard:
         a, b = self._dev_a, self._dev_b
         return np.maximum(l_hi[a] - l_lo[b], l_hi[b] - l_lo[a])
 
+    def bus_current_bounds(self) -> dict[str, float]:
+        """The largest |I| each bus with an output on could carry now, every device at g_max_expected_S."""
+        dv = self.device_voltage_bound(self.line_voltages())
+        i_dev = dv * self.limits.g_max_expected_S
+        n = len(self.layout.lines)
+        per_line = np.bincount(self._dev_a, i_dev, n) + np.bincount(self._dev_b, i_dev, n)
+        out = {b: 0.0 for b in self.layout.buses if self.outputs[b]}
+        for xp in self.closed:
+            bus = self.layout.buses[self._owner_bus[xp]]
+            if bus in out:
+                out[bus] += float(per_line[self._owner_line[xp]])
+        return out
+
     # -------------------------------------------------------------- checks
     def _check_devices(self, line_v: np.ndarray, what: str) -> float:
         dv = self.device_voltage_bound(line_v)
@@ -147,9 +166,9 @@ class SafetyGuard:
 
     def check_level(self, bus: str, volts: float) -> None:
         self._known(bus)
-        if not math.isfinite(volts) or abs(volts) > self.limits.v_max_V + _TOL:
+        if not math.isfinite(volts) or abs(volts) > self.v_line_max + _TOL:
             raise SafetyError("limits.v_max_V", f"bus {bus}: {volts} V exceeds the line limit "
-                              f"±{self.limits.v_max_V} V")
+                              f"±{self.v_line_max} V ({self._v_line_why})")
         if volts != 0.0 and not self.outputs[bus]:
             raise SafetyError(f"buses.{bus}", "a level is only set with the output on (outputs turn on at 0 V)")
         levels = dict(self.levels)
@@ -176,6 +195,9 @@ class SafetyGuard:
         cmax = self.compliance_max[bus]
         if not (0 < amps <= cmax * (1 + 1e-9)):
             raise SafetyError(f"buses.{bus}.compliance_A", f"current limit {amps} A not in (0, {cmax}] A")
+        hw, why = self.hardware_current[bus]
+        if amps > hw * (1 + 1e-9):
+            raise SafetyError(f"buses.{bus}.compliance_A", f"current limit {amps} A exceeds {hw:g} A, {why}")
 
     def check_output(self, bus: str, on: bool) -> None:
         self._known(bus)
@@ -242,6 +264,12 @@ class GuardedActuator:
 
     def line_voltages(self) -> np.ndarray:
         return self._guard.line_voltages()
+
+    def current_limit(self, bus: str) -> float | None:
+        return self._guard.compliance[bus]
+
+    def current_bounds(self) -> dict[str, float]:
+        return self._guard.bus_current_bounds()
 
     # -- accounting
     def _spent(self, seconds: float, charge: float = 0.0) -> None:
@@ -525,6 +553,19 @@ def check_operation(op: Operation, config: BenchConfig) -> None:
     elif isinstance(op, Wait):
         if not (math.isfinite(op.seconds) and op.seconds >= 0):
             raise SafetyError("wait.seconds", f"{op.seconds} s is not a duration")
+
+
+def _hardware_current(config: BenchConfig, bus: str) -> tuple[float, str]:
+    """The largest current limit the bus's hardware takes at the bench's line limit, and why."""
+    b = config.buses[bus]
+    model = config.instrument(b.instrument).model
+    v = config.limits.v_max_V
+    smu = capability(model).i_max_at(v)
+    matrix = config.matrix.model
+    carry = capability(matrix).i_max or math.inf
+    if carry < smu:
+        return carry, f"the carry rating of the {matrix} relays the bus goes through"
+    return smu, f"what a {model} can hold at limits.v_max_V={v} V (DC)"
 
 
 def _check_repeats_scheme(op: ReadPair | ReadMatrix) -> None:

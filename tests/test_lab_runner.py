@@ -22,6 +22,7 @@ from rich.console import Console
 from lab.bench import Bench, twin_spec
 from lab.config import load_bench, parse_bench
 from drivers.errors import InstrumentTimeout
+from lab.crossbar import ComplianceHit
 from lab.errors import BenchBusy, PlanRejected, RetryPolicy
 from lab.lock import BenchLock
 from lab.operations import (
@@ -317,6 +318,22 @@ def test_instrument_that_goes_silent_others_are_still_made_safe() -> None:
         assert_safe(bench.twin, skip=("sense1", "sense2"))
     finally:
         bench.twin.instruments["smu3"].faults.clear()
+        bench.close()
+
+
+def test_a_clamped_read_fails_the_run_naming_the_bus_and_leaves_bench_safe() -> None:
+    bench = Bench.open(small(), simulate=True)
+    try:
+        bench.twin.instruments["smu2"].faults.compliance = True  # guard + sense0
+        runner = Runner(bench)
+        with pytest.raises(ComplianceHit, match="read_pair: bus sense0 was clamped at its current limit"):
+            runner.run(ReadOnce())
+        res = runner.last_result
+        assert res.status == "failed" and "sense0" in res.error
+        assert res.records == []  # no conductance came out of it
+        assert_safe(bench.twin)
+    finally:
+        bench.twin.instruments["smu2"].faults.clear()
         bench.close()
 
 
