@@ -65,7 +65,10 @@ def test_estimate_reports_time_relays_charge_and_energy() -> None:
     est = json.loads(res.stdout)
     one = json.loads(hopbench("estimate", "read_conductances", "--json").stdout)
     assert est["bench_time_s"] > one["bench_time_s"] > 0
-    assert est["relay_operations"] > 0 and est["measurements"] == 2 * one["measurements"]
+    assert est["relay_operations"] > 0
+    # every repeat measures each of the film's 595 devices once more (the drive-current
+    # measurements that correct the contact drop are taken once per read)
+    assert est["measurements"] - one["measurements"] == 595
     assert {"charge_C", "energy_J"} <= est.keys()
 
 
