@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,19 @@ command_latency_s = 0.001
 """
 
 
+def film_bench_text(drive_compliance_A: float = 0.2) -> str:
+    """The shipped film bench with the drive buses' current limit raised.
+
+    At the film preset's operating point (contacts at ±1 V) the array draws ~60 mA per
+    drive bus; the shipped 50 mA limit clamps the sources to ~0.9 V, the film runs ~50 K
+    cooler and its heat-driven relaxation (the decay half of Oja's rule) falls behind.
+    A 2636B sources 1.5 A at these voltages.
+    """
+    text = (ROOT / "data" / "benches" / "sim-film35.toml").read_text()
+    return re.sub(r"(\[buses\.drive_(?:pos|neg)\][^\[]*?compliance_A = )[0-9.eE+-]+",
+                  rf"\g<1>{drive_compliance_A}", text)
+
+
 class Opener:
     """Fresh simulated benches (untrained devices) on demand; closes them all at the end."""
 
@@ -81,7 +95,7 @@ class Opener:
         self.benches: list[Bench] = []
 
     def film(self) -> Runner:
-        bench = Bench.open("sim-film35", simulate=True)
+        bench = Bench.open(loads_bench(film_bench_text(), source="sim-film35 (drive 0.2 A)"), simulate=True)
         self.benches.append(bench)
         return Runner(bench)
 

@@ -329,6 +329,10 @@ def analyse(data: Mapping[str, Any], p: Characterize) -> dict[str, Any]:
         "width_delta_g_S": wsweep[:, 3] - wsweep[:, 2],
         "curve_up_S": up,
         "curve_down_S": down,
+        # ΔG per pulse against the G it started from: a straight line through the bound is
+        # a soft bound (ΔG ∝ G − bound); its per-pulse factor q is 1 − (rate × width)
+        "soft_bound_q_pos": bounds["pos"][1],
+        "soft_bound_q_neg": bounds["neg"][1],
         "creep": creep,
         "cycle_noise": cycle_noise,
         "relaxation": relax,

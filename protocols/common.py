@@ -225,12 +225,20 @@ def line_index(bench: BenchInfo, line: "int | str") -> int:
 # ------------------------------------------------------------------ voltage encodings
 
 
-def pattern_voltages(bench: BenchInfo, s: Sequence[float], v: float) -> dict[int, float]:
-    """Every line of neuron i at s_i·V: a device between neurons sees (s_i − s_j)·V.
+def pattern_voltages(bench: BenchInfo, s: Sequence[float], v: float, levels: str = "split") -> dict[int, float]:
+    """The pattern on the neuron lines: a device between neurons sees (s_i − s_j)·V.
 
-    In a film and a tied crossbar, only anti-aligned pairs carry current (2V across them).
+    "split": lines at s_i·V (two levels, ±V). "single": lines of s_i = +1 at 2V, the others
+    at 0 V — the same voltage across every device from one source, so no instant exists in
+    which only one of two sources is at its level (sources are set one after the other).
+    In a film and a tied crossbar only anti-aligned pairs carry current (2V across them).
     """
-    return bench.neuron_voltages(np.asarray(s, dtype=float) * v)
+    s = np.asarray(s, dtype=float)
+    if levels == "single":
+        return {line: volts for line, volts in bench.neuron_voltages((s + 1.0) * v).items() if volts != 0.0}
+    if levels != "split":
+        raise ValueError(f"levels must be 'split' or 'single', got {levels!r}")
+    return bench.neuron_voltages(s * v)
 
 
 def half_select(bench: BenchInfo, a: int, b: int, v: float) -> dict[int, float]:
@@ -240,6 +248,14 @@ def half_select(bench: BenchInfo, a: int, b: int, v: float) -> dict[int, float]:
     V < 2·V_threshold.
     """
     return {a: v / 2.0, b: -v / 2.0}
+
+
+def self_free_groups(errors_or_all: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Split neurons in two random halves; pulsing one half's columns with its own rows at 0 V
+    never touches a self-coupling (row i, column i), and reaches each other weight half the time."""
+    idx = np.flatnonzero(errors_or_all)
+    half = rng.random(idx.size) < 0.5
+    return [g for g in (idx[half], idx[~half]) if g.size]
 
 
 def outer_product_phases(

@@ -14,13 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lab.operations import BenchInfo, Checkpoint, MatrixResult, Note, Pulse, ReadMatrix, Record, Wait
 
 from .base import Plan, Protocol
-from .common import PatternChoice, check_voltage, outer_product_phases, pattern_voltages, symmetric_matrix
+from .common import (
+    PatternChoice, check_voltage, outer_product_phases, pattern_voltages, self_free_groups, symmetric_matrix,
+)
 
 Encoding = Literal["pattern", "outer_product"]
 
 
 def encode(
-    bench: BenchInfo, s: np.ndarray, v: float, encoding: Encoding, potentiate_polarity: int = -1
+    bench: BenchInfo, s: np.ndarray, v: float, encoding: Encoding, potentiate_polarity: int = -1,
+    levels: str = "split", rng: np.random.Generator | None = None,
 ) -> list[dict[int, float]]:
     """Line-voltage phases that present the state ``s`` to the array.
 
@@ -29,12 +32,23 @@ def encode(
     their conductance in a unipolar device: Hebbian by itself.
     "outer_product": crossbar V/2 phases putting potentiate_polarity·s_i s_j·V across
     device (i, j), for bipolar devices whose conductance moves with the polarity:
-    ``potentiate_polarity`` is the sign of the device voltage that raises G.
+    ``potentiate_polarity`` is the sign of the device voltage that raises G. With ``rng``
+    the self-couplings (row i, column i) are left alone (see ``self_free_groups``).
     """
     if encoding == "pattern":
-        return [pattern_voltages(bench, s, v)]
+        return [pattern_voltages(bench, s, v, levels)]
     if encoding == "outer_product":
-        return [volts for volts, _ in outer_product_phases(bench, potentiate_polarity * s, s, v)]
+        rows = potentiate_polarity * np.asarray(s, dtype=float)
+        if rng is None:
+            return [volts for volts, _ in outer_product_phases(bench, rows, s, v)]
+        phases = []
+        for group in self_free_groups(np.ones(len(s), dtype=bool), rng):
+            cols = np.zeros(len(s))
+            cols[group] = np.asarray(s, dtype=float)[group]
+            r = rows.copy()
+            r[group] = 0.0
+            phases += [volts for volts, _ in outer_product_phases(bench, r, cols, v)]
+        return phases
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
@@ -57,8 +71,9 @@ class PulseShape(BaseModel):
 class TrainHopfield(Protocol):
     """Clamped training: for each epoch and pattern, hold the pattern on the lines as voltages.
 
-    Each presentation is a pulse train (``pulse``) at ±``v_train`` on the neuron lines in
-    the chosen ``encoding``, followed by ``recovery_s`` of rest at 0 V (lets Joule heat
+    Each presentation is a pulse train (``pulse``) of the pattern in the chosen ``encoding``
+    (``levels``: "single" puts the + lines at 2·v_train and the − lines at 0 V, "split" at
+    ±v_train; the devices see the same), followed by ``recovery_s`` of rest at 0 V (lets Joule heat
     and any transient relax before the next pattern). The matrix is read every
     ``read_every`` epochs and after the last one; ``read_first`` also reads the untrained
     array (the baseline a recall subtracts).
@@ -71,7 +86,9 @@ class TrainHopfield(Protocol):
     v_train: float = Field(..., gt=0)
     pulse: PulseShape = PulseShape()
     encoding: Encoding = "pattern"
+    levels: Literal["split", "single"] = "split"
     potentiate_polarity: Literal[1, -1] = -1
+    train_self: bool = False
     order: Literal["sequential", "shuffled"] = "sequential"
     order_seed: int = 0
     recovery_s: float = Field(0.0, ge=0)
@@ -92,7 +109,7 @@ class TrainHopfield(Protocol):
 
     def check(self, bench: BenchInfo) -> None:
         _, x = self.patterns.for_bench(bench)
-        for volts in encode(bench, x[0], self.v_train, self.encoding, self.potentiate_polarity):
+        for volts in encode(bench, x[0], self.v_train, self.encoding, self.potentiate_polarity, self.levels):
             check_voltage(bench, "v_train", volts)
         if self.pulse.width_s > bench.max_pulse_width_s:
             raise ValueError(f"pulse.width_s {self.pulse.width_s} s exceeds the bench limit {bench.max_pulse_width_s} s")
@@ -105,6 +122,9 @@ class TrainHopfield(Protocol):
         start = int(resume.get("epoch", 0)) if resume else 0
         plan = self.presentations(bench)
         yield Note(f"clamped training of {' '.join(names)} for epochs {start + 1}..{self.epochs}")
+        # a crossbar's self-couplings are left alone unless asked (they only make states sticky)
+        split = None if self.train_self or self.encoding != "outer_product" else np.random.default_rng(
+            [self.order_seed, start, 1])
         matrices: list[np.ndarray] = []
         read_epochs: list[int] = []
         if self.read_first and start == 0:
@@ -113,7 +133,7 @@ class TrainHopfield(Protocol):
             read_epochs.append(0)
         for epoch in range(start, self.epochs):
             for _, k, s in (p for p in plan if p[0] == epoch):
-                for volts in encode(bench, s, self.v_train, self.encoding, self.potentiate_polarity):
+                for volts in encode(bench, s, self.v_train, self.encoding, self.potentiate_polarity, self.levels, split):
                     yield Pulse.of(volts, self.pulse.width_s, self.pulse.count, self.pulse.period_s)
                 if self.recovery_s > 0:
                     yield Wait(self.recovery_s)
@@ -201,11 +221,7 @@ class TrainErrorDriven(Protocol):
         if self.kind(bench) == "outer_product":
             rng = rng if rng is not None else np.random.default_rng(0)
             phases = []
-            idx = np.flatnonzero(errors)
-            half = rng.random(idx.size) < 0.5
-            for group in (idx[half], idx[~half]):
-                if group.size == 0:
-                    continue
+            for group in self_free_groups(errors, rng):
                 cols = np.zeros(bench.n_neurons)
                 cols[group] = target[group]
                 rows = self.potentiate_polarity * np.asarray(s, dtype=float)

@@ -111,6 +111,11 @@ def test_train_puts_patterns_on_lines_and_reads_every_k():
     assert len(pulses) == 8 and all(p.count == 3 and p.width_s == 1e-3 for p in pulses)
     x = t.patterns.load()[1]
     assert [v for _, v in pulses[1].line_voltages] == list(1.5 * x[1])
+    # one level: the + lines at 2V, the − lines held at 0 V — every device sees (s_i − s_j)·V
+    single = HandBench(b, np.full(b.n_devices, 1e-4))
+    single.run(t.model_copy(update={"levels": "single"}))
+    first = [op for op in single.ops if isinstance(op, Pulse)][1]
+    assert dict(first.line_voltages) == {i: 3.0 for i in range(35) if x[1][i] > 0}
     assert out["epochs"] == [2, 4] and len(out["g"]) == 2
     assert sum(isinstance(op, Checkpoint) for op in hb.ops) == 4
     hb2 = HandBench(b, np.full(b.n_devices, 1e-4))
