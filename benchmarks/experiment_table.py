@@ -30,8 +30,12 @@ BUS_ROWS = ("drive_pos", "drive_neg", "guard", "sense0", "sense1", "sense2", "se
 
 
 def crossbar_bench_text(n: int = 35, preset: str = "crossbar-sot", seed: int = 1234) -> str:
-    """A simulated n×n crossbar (rows R*, columns K*) on the film bench's instruments, 6 cards."""
-    film = (ROOT / "data" / "benches" / "sim-film35.toml").read_text()
+    """A simulated n×n crossbar (rows R*, columns K*) on the film bench's instruments, 6 cards.
+
+    A V/2 phase drives a quarter of the array at full and half of it at half voltage: up
+    to ~50 mA per drive bus, so the drive buses get the same 0.2 A limit as the film's.
+    """
+    film = film_bench_text()
     head = film[: film.index("[array]")].replace("cards = 3", "cards = 6")
     head = head.replace('name = "sim-film35"', f'name = "sim-crossbar{n}"')
     lines = [f"R{k} = [{1 + k // 12}, {1 + k % 12}]" for k in range(n)]
@@ -94,14 +98,18 @@ class Opener:
     def __init__(self) -> None:
         self.benches: list[Bench] = []
 
-    def film(self) -> Runner:
-        bench = Bench.open(loads_bench(film_bench_text(), source="sim-film35 (drive 0.2 A)"), simulate=True)
-        self.benches.append(bench)
-        return Runner(bench)
+    def film(self, seed: int) -> Runner:
+        text = film_bench_text().replace("seed = 1234", f"seed = {seed}")
+        return self._open(text, "sim-film35 (drive 0.2 A)")
 
-    def crossbar(self) -> Runner:
-        bench = Bench.open(loads_bench(crossbar_bench_text(), source="sim-crossbar35"), simulate=True)
-        self.benches.append(bench)
+    def crossbar(self, seed: int) -> Runner:
+        return self._open(crossbar_bench_text(seed=seed), "sim-crossbar35")
+
+    def _open(self, text: str, source: str) -> Runner:
+        for old in self.benches:  # one bench at a time: memory, and no stale twins
+            old.close()
+        bench = Bench.open(loads_bench(text, source=source), simulate=True)
+        self.benches = [bench]
         return Runner(bench)
 
     def close(self) -> None:
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="dissimilar=LTXO,similar=CODG,similar2=DOQU",
                     help="label=GLYPHS,... (default: %(default)s)")
     ap.add_argument("--materio-cues", type=int, default=None, help="in-materio cues per pattern (0 = none)")
+    ap.add_argument("--seeds", default=None, help="device seeds, comma separated (default: the config's)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args(argv)
     sets = {}
@@ -124,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     changes: dict = {"sets": sets}
     if args.materio_cues is not None:
         changes["materio_cues_per_pattern"] = args.materio_cues
+    if args.seeds:
+        changes["device_seeds"] = tuple(int(v) for v in args.seeds.split(","))
     cfg = ExperimentConfig.quick(**changes) if args.quick else ExperimentConfig(**changes)
     opener = Opener()
     t0 = time.monotonic()

@@ -22,7 +22,7 @@ from .patterns import DEFAULT_SET, load_patterns, mean_pairwise_overlap
 from .recall import Recall
 from .train import PulseShape, TrainErrorDriven, TrainHopfield
 
-OpenRunner = Callable[[], Any]  # () -> lab.runner.Runner on an untrained bench
+OpenRunner = Callable[[int], Any]  # (device seed) -> lab.runner.Runner on an untrained bench
 
 
 class ExperimentConfig(BaseModel):
@@ -30,6 +30,9 @@ class ExperimentConfig(BaseModel):
 
     pattern_set: str = DEFAULT_SET
     sets: dict[str, tuple[str, ...]] = {"dissimilar": ("L", "T", "X", "O"), "similar": ("C", "O", "G", "D")}
+    methods: tuple[str, ...] = ("clamped", "clamped_crossbar", "error_driven", "hebbian", "oja", "storkey",
+                                "pseudo_inverse")
+    device_seeds: tuple[int, ...] = (1234,)  # fresh simulated devices per seed; rows are means
     cues_per_pattern: int = Field(20, ge=1)
     flip_fraction: float = Field(0.1, ge=0, le=1)
     cue_seed: int = 1
@@ -61,8 +64,12 @@ class ExperimentConfig(BaseModel):
 
     @classmethod
     def quick(cls, **changes: Any) -> "ExperimentConfig":
-        """A demo-sized run: fewer epochs and reads, a few in-materio cues."""
-        base = dict(best_epochs=12, read_repeats=1, materio_cues_per_pattern=1, cues_per_pattern=20)
+        """A demo-sized run (well under a minute): fewer epochs, single reads, no crossbar
+        clamped row, no in-materio pass (per-epoch scores still come from measured matrices)."""
+        base: dict[str, Any] = dict(
+            clamped_epochs=5, best_epochs=8, read_repeats=1, materio_cues_per_pattern=0,
+            methods=("clamped", "error_driven", "hebbian", "oja", "pseudo_inverse"),
+        )
         base.update(changes)
         return cls(**base)
 
@@ -113,6 +120,7 @@ class ExperimentResult:
                     "oja_eta": m.detail.get("oja_eta"),
                     "w_corr_oja_absolute": m.detail.get("w_corr_oja_absolute"),
                     "epochs": m.epochs,
+                    "per_seed_exact": m.detail.get("per_seed_exact"),
                     "wall_s": m.wall_s,
                     "bench_s": m.bench_s,
                 }
@@ -153,6 +161,7 @@ def _materio(runner: Any, names: Sequence[str], baseline: np.ndarray, cfg: Exper
              reference: "str | float") -> ref.Scores | None:
     if cfg.materio_cues_per_pattern == 0:
         return None
+    names = tuple(names)
     rec = Recall(
         patterns=PatternChoice(set=cfg.pattern_set, names=tuple(names)),
         cues={"per_pattern": cfg.materio_cues_per_pattern, "flip_fraction": cfg.flip_fraction, "seed": cfg.cue_seed},
@@ -182,23 +191,90 @@ def _learned_vs_oja(bench: Any, g: np.ndarray, baseline: np.ndarray, x: np.ndarr
     return best[0], best[1], ref.weight_correlation(w_abs, oja)
 
 
+def _mean_scores(items: Sequence[ref.Scores]) -> ref.Scores:
+    return ref.Scores(
+        float(np.mean([s.bit_accuracy for s in items])), float(np.mean([s.exact for s in items])),
+        float(np.mean([s.correct for s in items])), int(sum(s.n for s in items)),
+        float(np.mean([s.mean_steps for s in items])),
+    )
+
+
+def _physical(key: str, runner: Any, choice: PatternChoice, x: np.ndarray, cues: np.ndarray,
+              targets: np.ndarray, cfg: ExperimentConfig, materio: bool) -> MethodResult:
+    """One physical training on one fresh bench, scored after every epoch."""
+    t0 = time.monotonic()
+    bench = runner.bench.info
+    crossbar = bench.topology == "crossbar"
+    where = "crossbar" if crossbar else "film"
+    detail: dict[str, Any] = {}
+    if key == "error_driven":
+        train: Any = TrainErrorDriven(
+            patterns=choice, epochs=cfg.best_epochs, v_train=cfg.best_v, pulse=cfg.best_pulse,
+            margin=cfg.best_margin, anneal=cfg.best_anneal, read_repeats=cfg.read_repeats,
+        )
+        res = runner.run(train)
+        gs, baseline, reference, epochs = res.returned["g"], res.returned["baseline"], "mean", cfg.best_epochs
+        title, corr = f"error-driven ({where})", None
+    else:
+        train = TrainHopfield(
+            patterns=choice, epochs=cfg.clamped_epochs,
+            v_train=cfg.crossbar_clamped_v if crossbar else cfg.clamped_v,
+            pulse=cfg.crossbar_clamped_pulse if crossbar else cfg.clamped_pulse,
+            encoding="outer_product" if crossbar else "pattern",
+            read_first=True, read_every=1, read_repeats=cfg.read_repeats,
+        )
+        res = runner.run(train)
+        gs, reference, epochs = res.returned["g"], cfg.clamped_reference, cfg.clamped_epochs
+        baseline = gs[0]
+        title = f"clamped ({where})"
+        corr, eta, corr_abs = _learned_vs_oja(bench, gs[-1], baseline, x, cfg, epochs)
+        detail = {"oja_eta": eta, "w_corr_oja_absolute": corr_abs}
+    per = [_score(weights_from_conductances(bench, g, baseline, reference), x, cues, targets, cfg) for g in gs]
+    mr = MethodResult(title, per[-1], per, epochs=epochs, bench_s=res.bench_time_s, weight_correlation=corr,
+                      detail=detail)
+    if materio:
+        mr.materio = _materio(runner, choice.names or (), baseline, cfg, reference)
+    mr.wall_s = time.monotonic() - t0
+    return mr
+
+
+def _combine(results: list[MethodResult]) -> MethodResult:
+    """Mean over device seeds; the in-materio pass is the first seed's."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    per = [_mean_scores([r.per_epoch[k] for r in results]) for k in range(len(first.per_epoch))]
+    corr = [r.weight_correlation for r in results if r.weight_correlation is not None]
+    detail = dict(first.detail)
+    detail["per_seed_exact"] = [r.scores.exact for r in results]
+    if corr:
+        detail["per_seed_w_corr_oja"] = corr
+        detail["w_corr_oja_absolute"] = float(np.mean([r.detail["w_corr_oja_absolute"] for r in results]))
+    return MethodResult(
+        first.method, _mean_scores([r.scores for r in results]), per, first.materio,
+        float(np.mean(corr)) if corr else None, first.epochs,
+        float(sum(r.wall_s for r in results)), float(sum(r.bench_s for r in results)), detail,
+    )
+
+
 def run_experiment(
     open_runner: OpenRunner,
     open_best_runner: OpenRunner | None = None,
     config: ExperimentConfig | None = None,
     *,
-    methods: Sequence[str] = ("clamped", "clamped_crossbar", "error_driven", "hebbian", "oja", "storkey",
-                              "pseudo_inverse"),
     log: Callable[[str], None] | None = None,
 ) -> ExperimentResult:
     """Run the experiment for every pattern set of ``config``; returns every number of the table.
 
-    ``open_runner`` gives a runner on an untrained film (clamped training);
-    ``open_best_runner`` one on an untrained bipolar crossbar (clamped outer-product and
-    error-driven training). Without it the error-driven rule runs on the film (its
-    symmetric, depress-only encoding) and the crossbar rows are left out.
+    ``open_runner(seed)`` gives a runner on an untrained film (clamped training) whose
+    devices are drawn with ``seed`` (a real bench ignores it); ``open_best_runner(seed)``
+    one on an untrained bipolar crossbar (clamped outer-product and error-driven training).
+    Without it the error-driven rule runs on the film (its symmetric, depress-only
+    encoding) and the crossbar clamped row is left out. Physical rows are the mean over
+    ``config.device_seeds``; the in-materio recall runs on the first seed's devices.
     """
     cfg = config or ExperimentConfig()
+    methods = cfg.methods
     say = log or (lambda text: None)
     pset = load_patterns(cfg.pattern_set)
     results = []
@@ -207,51 +283,18 @@ def run_experiment(
         cues, targets = ref.make_cues(x, cfg.cues_per_pattern, cfg.flip_fraction, cfg.cue_seed)
         sr = SetResult(label, tuple(names), mean_pairwise_overlap(x, absolute=False))
         choice = PatternChoice(set=cfg.pattern_set, names=tuple(names))
-        for key, title, opener in (("clamped", "clamped (film)", open_runner),
-                                   ("clamped_crossbar", "clamped (crossbar)", open_best_runner)):
+        physical = (("clamped", open_runner), ("clamped_crossbar", open_best_runner),
+                    ("error_driven", open_best_runner or open_runner))
+        for key, opener in physical:
             if key not in methods or opener is None:
                 continue
-            t0 = time.monotonic()
-            runner = opener()
-            bench = runner.bench.info
-            crossbar = bench.topology == "crossbar"
-            train = TrainHopfield(
-                patterns=choice, epochs=cfg.clamped_epochs,
-                v_train=cfg.crossbar_clamped_v if crossbar else cfg.clamped_v,
-                pulse=cfg.crossbar_clamped_pulse if crossbar else cfg.clamped_pulse,
-                encoding="outer_product" if crossbar else "pattern",
-                read_first=True, read_every=1, read_repeats=cfg.read_repeats,
-            )
-            res = runner.run(train)
-            gs, baseline = res.returned["g"], res.returned["g"][0]
-            per = [_score(weights_from_conductances(bench, g, baseline, cfg.clamped_reference), x, cues, targets, cfg)
-                   for g in gs]
-            corr, eta, corr_abs = _learned_vs_oja(bench, gs[-1], baseline, x, cfg, cfg.clamped_epochs)
-            mr = MethodResult(title, per[-1], per, epochs=cfg.clamped_epochs, bench_s=res.bench_time_s,
-                              weight_correlation=corr, detail={"oja_eta": eta, "w_corr_oja_absolute": corr_abs})
-            mr.materio = _materio(runner, names, baseline, cfg, cfg.clamped_reference)
-            mr.wall_s = time.monotonic() - t0
-            sr.methods[key] = mr
-            say(f"{label}: {title} exact per epoch {[round(s.exact, 2) for s in per]}, r(ΔG/G0, Oja) {corr:.3f}")
-        if "error_driven" in methods:
-            t0 = time.monotonic()
-            runner = (open_best_runner or open_runner)()
-            bench = runner.bench.info
-            train_ed = TrainErrorDriven(
-                patterns=choice, epochs=cfg.best_epochs, v_train=cfg.best_v, pulse=cfg.best_pulse,
-                margin=cfg.best_margin, anneal=cfg.best_anneal, read_repeats=cfg.read_repeats,
-            )
-            res = runner.run(train_ed)
-            out = res.returned
-            baseline = out["baseline"]
-            per = [_score(weights_from_conductances(bench, g, baseline, "mean"), x, cues, targets, cfg)
-                   for g in out["g"]]
-            where = "crossbar" if bench.topology == "crossbar" else "film"
-            mr = MethodResult(f"error-driven ({where})", per[-1], per, epochs=cfg.best_epochs, bench_s=res.bench_time_s)
-            mr.materio = _materio(runner, names, baseline, cfg, "mean")
-            mr.wall_s = time.monotonic() - t0
-            sr.methods["error_driven"] = mr
-            say(f"{label}: {mr.method} exact per epoch {[round(s.exact, 2) for s in per]}")
+            runs = []
+            for k, seed in enumerate(cfg.device_seeds):
+                runs.append(_physical(key, opener(seed), choice, x, cues, targets, cfg, materio=k == 0))
+                say(f"{label} {''.join(names)} seed {seed}: {runs[-1].method} exact per epoch "
+                    f"{[round(s.exact, 2) for s in runs[-1].per_epoch]}"
+                    + (f", r(dG/G0, Oja) {runs[-1].weight_correlation:.3f}" if runs[-1].weight_correlation else ""))
+            sr.methods[key] = _combine(runs)
         software = {
             "hebbian": ("software Hebbian", lambda: ref.hebbian(x)),
             "oja": (f"software Oja (eta {cfg.oja_eta:g})", lambda: ref.clamped_oja(x, eta=cfg.oja_eta, epochs=cfg.clamped_epochs)),

@@ -88,7 +88,7 @@ class TrainHopfield(Protocol):
     encoding: Encoding = "pattern"
     levels: Literal["split", "single"] = "split"
     potentiate_polarity: Literal[1, -1] = -1
-    train_self: bool = False
+    spare_self: bool = False
     order: Literal["sequential", "shuffled"] = "sequential"
     order_seed: int = 0
     recovery_s: float = Field(0.0, ge=0)
@@ -122,9 +122,9 @@ class TrainHopfield(Protocol):
         start = int(resume.get("epoch", 0)) if resume else 0
         plan = self.presentations(bench)
         yield Note(f"clamped training of {' '.join(names)} for epochs {start + 1}..{self.epochs}")
-        # a crossbar's self-couplings are left alone unless asked (they only make states sticky)
-        split = None if self.train_self or self.encoding != "outer_product" else np.random.default_rng(
-            [self.order_seed, start, 1])
+        # spare_self: never pulse a crossbar's self-couplings (random half splits, see self_free_groups)
+        split = np.random.default_rng([self.order_seed, start, 1]) if (
+            self.spare_self and self.encoding == "outer_product") else None
         matrices: list[np.ndarray] = []
         read_epochs: list[int] = []
         if self.read_first and start == 0:
@@ -193,6 +193,7 @@ class TrainErrorDriven(Protocol):
     probe: Literal["matrix", "materio"] = "matrix"
     encoding: Literal["auto", "outer_product", "symmetric"] = "auto"
     potentiate_polarity: Literal[1, -1] = -1
+    spare_self: bool = False
     baseline: tuple[float, ...] | None = None
     reference: Literal["mean", "row_mean"] | float = "mean"
     read_repeats: int = Field(4, ge=1)
@@ -212,13 +213,18 @@ class TrainErrorDriven(Protocol):
                       rng: np.random.Generator | None = None):
         """Line voltages that move the weights of the neurons in error toward target_i·s_j.
 
-        On a crossbar, a neuron's self-coupling (the device at row i, column i) is never
-        pulsed: it would only make every state, wrong ones included, stickier. The
-        neurons in error are split at random in two halves, each pulsed with its own rows
-        held at 0 V; a weight between two neurons in error is then updated half the time.
+        On a crossbar with ``spare_self`` a neuron's self-coupling (row i, column i) is never
+        pulsed: the neurons in error are split at random in two halves, each pulsed with its
+        own rows held at 0 V, so a weight between two neurons in error moves half the time.
+        Measured on the 35-neuron crossbar that randomness costs more recall than the
+        self-couplings do, so by default they are trained like every other weight.
         """
         v = self.v_train
         if self.kind(bench) == "outer_product":
+            if not self.spare_self:
+                cols = np.where(errors, target, 0.0)
+                rows = self.potentiate_polarity * np.asarray(s, dtype=float)
+                return [volts for volts, _ in outer_product_phases(bench, rows, cols, v)]
             rng = rng if rng is not None else np.random.default_rng(0)
             phases = []
             for group in self_free_groups(errors, rng):
