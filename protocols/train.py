@@ -137,7 +137,7 @@ class TrainHopfield(Protocol):
                     yield Pulse.of(volts, self.pulse.width_s, self.pulse.count, self.pulse.period_s)
                 if self.recovery_s > 0:
                     yield Wait(self.recovery_s)
-            yield Record("train_epoch", {"epoch": epoch + 1, "order": [k for e, k, _ in plan if e == epoch]})
+            yield Record("train_epoch", {"epoch": epoch + 1, "order": np.array([k for e, k, _ in plan if e == epoch])})
             last = epoch + 1 == self.epochs
             if last or (self.read_every and (epoch + 1) % self.read_every == 0):
                 m = yield from read_matrix(bench, self.read_repeats, self.v_read, epoch + 1)

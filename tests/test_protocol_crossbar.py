@@ -126,3 +126,17 @@ def test_software_and_materio_fields_use_the_same_weights(xbar):
     # matrix in software; Hebbian training makes it clearly negative in both
     assert np.all(energies["software"] < 0)
     assert energies["materio"] == pytest.approx(energies["software"], rel=0.2)
+
+
+def test_records_reach_the_archive(xbar, tmp_path):
+    from lab.archive import ArchiveWriter
+    from lab.archive_reader import open_run
+
+    path = tmp_path / "ed.h5"
+    res = Runner(xbar, observers=[ArchiveWriter(path)]).run(
+        TrainErrorDriven(patterns=PatternChoice(vectors=PATTERNS), epochs=2, v_train=1.5, read_repeats=1))
+    run = open_run(path)
+    assert {"baseline", "conductance", "train_epoch"} <= set(run.streams)
+    epochs = run.records("train_epoch")
+    assert list(epochs["epoch"]) == [1, 2]
+    assert res.status == "complete"
