@@ -21,7 +21,8 @@ def main() -> None:
     args = ap.parse_args()
     spec = SweepSpec(
         protocol="train_hopfield",
-        fixed={"patterns": "LTXO", "epochs": 2, "read_every": 1},
+        fixed={"patterns": {"names": ["L", "T", "X", "O"]}, "epochs": 2, "read_every": 1,
+               "pulse": {"width_s": 1e-3, "count": 5}},
         mode="random",
         samples=args.points,
         seed=7,
