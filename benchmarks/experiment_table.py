@@ -1,7 +1,7 @@
 """Print the issue-5 table: the self-learning Hopfield experiment on the simulated benches.
 
-    python benchmarks/experiment_table.py            # the full table (several minutes)
-    python benchmarks/experiment_table.py --quick    # demo-sized
+    python benchmarks/experiment_table.py            # the full table (~45 min on 2 cores)
+    python benchmarks/experiment_table.py --quick    # demo-sized (~1 min)
 
 Clamped (paper) training runs on the shipped 35-contact film bench (data/benches/
 sim-film35.toml, film-amr preset); the error-driven training on a simulated 35×35 crossbar
@@ -120,17 +120,20 @@ class Opener:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="demo-sized run")
-    ap.add_argument("--sets", default="dissimilar=LTXO,similar=CODG,similar2=DOQU",
-                    help="label=GLYPHS,... (default: %(default)s)")
-    ap.add_argument("--materio-cues", type=int, default=None, help="in-materio cues per pattern (0 = none)")
-    ap.add_argument("--seeds", default=None, help="device seeds, comma separated (default: the config's)")
+    ap.add_argument("--sets", default=None,
+                    help="label=GLYPHS,... (default: dissimilar=LTXO,similar=CODG,similar2=DOQU; --quick: CODG)")
+    ap.add_argument("--materio-cues", type=int, default=None,
+                    help="in-materio cues per pattern, first seed only (default 5; --quick: 0)")
+    ap.add_argument("--seeds", default=None, help="device seeds, comma separated (default 1234,1,2; --quick: 1234)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args(argv)
-    sets = {}
-    for item in args.sets.split(","):
-        label, _, glyphs = item.partition("=")
-        sets[label] = tuple(glyphs)
-    changes: dict = {"sets": sets}
+    changes: dict = {} if args.quick else {
+        "sets": {"dissimilar": tuple("LTXO"), "similar": tuple("CODG"), "similar2": tuple("DOQU")},
+        "materio_cues_per_pattern": 5, "device_seeds": (1234, 1, 2),
+    }
+    if args.sets:
+        changes["sets"] = {label: tuple(glyphs) for label, _, glyphs in
+                           (item.partition("=") for item in args.sets.split(","))}
     if args.materio_cues is not None:
         changes["materio_cues_per_pattern"] = args.materio_cues
     if args.seeds:

@@ -28,8 +28,8 @@ def test_fit_bound_and_creep_recover_known_laws():
 def test_characterize_film_path_gives_a_usable_preset():
     bench = Bench.open("sim-film35", simulate=True)
     try:
-        proto = Characterize(pairs=(("C0", "C1"),), amplitudes=tuple(np.geomspace(0.15, 3.0, 10)),
-                             curve_pulses=25, noise_reads=6, retention_s=(0.0, 1.0, 10.0, 100.0))
+        proto = Characterize(pairs=(("C0", "C1"),), amplitudes=tuple(np.geomspace(0.15, 3.0, 8)),
+                             widths=(5e-4, 2e-3), curve_pulses=15, noise_reads=5, retention_s=(0.0, 10.0, 100.0))
         out = Runner(bench).run(proto).returned
         arr = bench.twin.bench.array
         d = bench.info.devices.index((0, 1))
