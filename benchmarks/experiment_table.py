@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ def crossbar_bench_text(n: int = 35, preset: str = "crossbar-sot", seed: int = 1
     """A simulated n×n crossbar (rows R*, columns K*) on the film bench's instruments, 6 cards.
 
     A V/2 phase drives a quarter of the array at full and half of it at half voltage: up
-    to ~50 mA per drive bus, so the drive buses get the same 0.2 A limit as the film's.
+    to ~50 mA per drive bus, within the film bench's 0.2 A drive limit.
     """
     film = film_bench_text()
     head = film[: film.index("[array]")].replace("cards = 3", "cards = 6")
@@ -79,17 +78,9 @@ command_latency_s = 0.001
 """
 
 
-def film_bench_text(drive_compliance_A: float = 0.2) -> str:
-    """The shipped film bench with the drive buses' current limit raised.
-
-    At the film preset's operating point (contacts at ±1 V) the array draws ~60 mA per
-    drive bus; the shipped 50 mA limit clamps the sources to ~0.9 V, the film runs ~50 K
-    cooler and its heat-driven relaxation (the decay half of Oja's rule) falls behind.
-    A 2636B sources 1.5 A at these voltages.
-    """
-    text = (ROOT / "data" / "benches" / "sim-film35.toml").read_text()
-    return re.sub(r"(\[buses\.drive_(?:pos|neg)\][^\[]*?compliance_A = )[0-9.eE+-]+",
-                  rf"\g<1>{drive_compliance_A}", text)
+def film_bench_text() -> str:
+    """The shipped film bench (its drive buses allow the ~60 mA the film draws at ±1 V)."""
+    return (ROOT / "data" / "benches" / "sim-film35.toml").read_text()
 
 
 class Opener:
@@ -100,7 +91,7 @@ class Opener:
 
     def film(self, seed: int) -> Runner:
         text = film_bench_text().replace("seed = 1234", f"seed = {seed}")
-        return self._open(text, "sim-film35 (drive 0.2 A)")
+        return self._open(text, "sim-film35")
 
     def crossbar(self, seed: int) -> Runner:
         return self._open(crossbar_bench_text(seed=seed), "sim-crossbar35")
