@@ -81,9 +81,10 @@ class TrainHopfield(Protocol):
 
     name: ClassVar[str] = "train_hopfield"
 
-    patterns: PatternChoice
+    # Defaults: the dissimilar glyph set at the film-amr preset's calibrated operating point.
+    patterns: PatternChoice = PatternChoice(names=("L", "T", "X", "O"))
     epochs: int = Field(10, ge=1)
-    v_train: float = Field(..., gt=0)
+    v_train: float = Field(1.0, gt=0)
     pulse: PulseShape = PulseShape()
     encoding: Encoding = "pattern"
     levels: Literal["split", "single"] = "split"
