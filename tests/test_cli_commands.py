@@ -135,7 +135,7 @@ def _checkpoints(path: Path) -> int:
 
 def test_a_killed_run_resumes_into_the_same_file(tmp_path: Path) -> None:
     args = ["run", "train_hopfield", "--dry-run", "--out", str(tmp_path), "--quiet", "--json",
-            "--set", "epochs=30", "--set", "read_every=1"]
+            "--set", "epochs=6", "--set", "read_every=1"]
     proc = subprocess.Popen([sys.executable, "-m", "lab.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
