@@ -17,7 +17,7 @@ from sim_backend import crossbar, film
 from sim_backend.datafiles import data_path
 from sim_backend.twin import build_twin
 
-SHIPPED = ["sim-film35", "707b-2x2636b", "707b-3x2450"]
+SHIPPED = ["sim-film35", "sim-crossbar35-sot", "707b-2x2636b", "707b-3x2450"]
 
 
 def base() -> dict:
