@@ -82,30 +82,31 @@ class Unit:
     text: str = ""
 
 
-def split_units(message: str) -> list[str]:
-    """Split at ``;`` outside quotes and parentheses."""
+def _split_outside(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` where it stands outside quotes and parentheses; parts are stripped."""
     out, cur, quote, depth = [], [], "", 0
-    for c in message:
+    for c in text:
         if quote:
-            cur.append(c)
             if c == quote:
                 quote = ""
         elif c in "\"'":
             quote = c
-            cur.append(c)
         elif c == "(":
             depth += 1
-            cur.append(c)
         elif c == ")":
             depth -= 1
-            cur.append(c)
-        elif c == ";" and depth == 0:
+        elif c == sep and depth == 0:
             out.append("".join(cur).strip())
             cur = []
-        else:
-            cur.append(c)
+            continue
+        cur.append(c)
     out.append("".join(cur).strip())
-    return [u for u in out if u]
+    return out
+
+
+def split_units(message: str) -> list[str]:
+    """Split at ``;`` outside quotes and parentheses."""
+    return [u for u in _split_outside(message, ";") if u]
 
 
 def split_params(text: str) -> list[str]:
@@ -113,27 +114,7 @@ def split_params(text: str) -> list[str]:
     text = text.strip()
     if not text:
         return []
-    out, cur, quote, depth = [], [], "", 0
-    for c in text:
-        if quote:
-            cur.append(c)
-            if c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-            cur.append(c)
-        elif c == "(":
-            depth += 1
-            cur.append(c)
-        elif c == ")":
-            depth -= 1
-            cur.append(c)
-        elif c == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(c)
-    out.append("".join(cur).strip())
+    out = _split_outside(text, ",")
     if any(p == "" for p in out):
         raise ScpiError(*MISSING_PARAM)
     return out
