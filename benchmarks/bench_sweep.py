@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.sweep import SweepSpec, expand, run_serial, run_sweep
+from lab.app.sweep import SweepSpec, expand, run_serial, run_sweep
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from lab.bench import Bench  # noqa: E402
 from lab.config import loads_bench  # noqa: E402
 from lab.runner import Runner  # noqa: E402
-from protocols.experiment import ExperimentConfig, experiment_summary, run_experiment  # noqa: E402
+from lab.app.experiment import ExperimentConfig, experiment_summary, run_experiment  # noqa: E402
 
 BUS_ROWS = ("drive_pos", "drive_neg", "guard", "sense0", "sense1", "sense2", "sense3", "sense4")
 

@@ -2,13 +2,15 @@
 
 ``open_instrument(model, resource)`` opens a model by its bench-file name through pyvisa:
 a real VISA library on a bench, or any pyvisa ``VisaLibraryBase`` instance (the simulated
-bench's in-process library) in a dry run.
+bench's in-process library) in a dry run. Model names, datasheet limits and the driver of
+each model are one table, :data:`drivers.capabilities.MODELS`; :data:`MODELS` here is the
+driver class of each of its names.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from . import capabilities
 from .errors import (  # noqa: F401 - re-exported
     BadReply,
     ComplianceTripped,
@@ -18,46 +20,23 @@ from .errors import (  # noqa: F401 - re-exported
     InstrumentTimeout,
     WrongLanguageMode,
 )
+from .keithley707b import Keithley707B, Keithley708B
+from .keithley2400 import Keithley2400
+from .keithley2450 import Keithley2450
+from .keithley2600b import Keithley2600B, Keithley2602B, Keithley2612B, Keithley2634B, Keithley2635B, Keithley2636B
+from .keysight_b2900 import KeysightB2901A, KeysightB2902A
 
-# model name (as written in a bench file) -> "module:Class"
-_MODEL_PATHS: dict[str, str] = {
-    "keithley2400": "drivers.keithley2400:Keithley2400",
-    "keithley2450": "drivers.keithley2450:Keithley2450",
-    "keithley2600b": "drivers.keithley2600b:Keithley2600B",
-    "keithley2602b": "drivers.keithley2600b:Keithley2602B",
-    "keithley2612b": "drivers.keithley2600b:Keithley2612B",
-    "keithley2634b": "drivers.keithley2600b:Keithley2634B",
-    "keithley2635b": "drivers.keithley2600b:Keithley2635B",
-    "keithley2636b": "drivers.keithley2600b:Keithley2636B",
-    "keysight_b2900": "drivers.keysight_b2900:KeysightB2902A",
-    "keysight_b2901a": "drivers.keysight_b2900:KeysightB2901A",
-    "keysight_b2902a": "drivers.keysight_b2900:KeysightB2902A",
-    "keithley707b": "drivers.keithley707b:Keithley707B",
-    "keithley708b": "drivers.keithley707b:Keithley708B",
+_DRIVERS: dict[str, type] = {
+    f"{cls.__module__}:{cls.__qualname__}": cls
+    for cls in (
+        Keithley2400, Keithley2450,
+        Keithley2600B, Keithley2602B, Keithley2612B, Keithley2634B, Keithley2635B, Keithley2636B,
+        KeysightB2901A, KeysightB2902A, Keithley707B, Keithley708B,
+    )
 }
 
-
-def _load(path: str) -> type | None:
-    module, _, cls = path.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:  # that driver is not in this tree (yet)
-            return None
-        raise
-    return getattr(mod, cls, None)
-
-
-def _models() -> dict[str, type]:
-    out = {}
-    for name, path in _MODEL_PATHS.items():
-        cls = _load(path)
-        if cls is not None:
-            out[name] = cls
-    return out
-
-
-MODELS: dict[str, type] = _models()
+# model name (as written in a bench file) -> driver class, as the capability table says
+MODELS: dict[str, type] = {name: _DRIVERS[cap.driver] for name, cap in capabilities.MODELS.items()}
 
 
 def open_instrument(model: str, resource: str, visa_library: Any = None, **kwargs: Any) -> Any:

@@ -1,8 +1,9 @@
 """Typed instrument errors, so callers can tell a dead link from a refused command.
 
 Every error names the instrument it came from; transport exceptions (pyvisa, sockets,
-pyserial) are translated into these by :mod:`drivers.smu_common` at the one place where
-bytes cross the wire.
+pyserial) are translated into these by :mod:`drivers.transport` at the one place where
+bytes cross the wire, the same way for every driver (a timeout is always
+:class:`InstrumentTimeout`, a broken link always :class:`ConnectionLost`).
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 pymeasure's ``Keithley2400`` is tested byte for byte upstream and its settings are sound,
 so the instrument class subclasses it: source level, compliance, ranges, NPLC, output and
-the ``:FORM:ELEM`` it sends on connect (which changes no output state) are its properties.
+the ``:FORM:ELEM`` it sends on connect (which changes no output state) are its properties,
+checked first against the 2400's entry in :mod:`drivers.capabilities`.
 Two of its measurement paths are not used: ``current``/``voltage`` send ``:MEAS:<f>?``,
 which on a 2400 runs ``:CONF`` first, turning the output on and resetting the function's
 settings to their ``*RST`` values (2400 manual, :CONFigure); we read with ``:READ?`` after
@@ -13,27 +14,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymeasure.instruments import Channel, Instrument
+from pymeasure.instruments import Channel
 from pymeasure.instruments.keithley.keithley2400 import Keithley2400 as PymeasureKeithley2400
+from pymeasure.instruments.validators import strict_range
 
+from .capabilities import capability
 from .errors import BadReply
+from .scpi_smu import ScpiSourceMeter
 from .smu_common import (
-    GuardedInstrument,
     InstrumentError,
     Reading,
     SourceMeterChannelBase,
+    channels_of,
     measured,
-    parse_scpi_error,
     to_bool01,
     to_floats,
-    translated,
 )
 
+MODEL = "keithley2400"
+CAP = capability(MODEL)
 STATUS_COMPLIANCE = 1 << 3  # status word bit 3: real compliance
+_V = (-CAP.v_max, CAP.v_max)
+_I = (-CAP.i_limit_max, CAP.i_limit_max)  # symmetric, as pymeasure's 2400 bounds it
 
 
-def _forward(attr: str, doc: str) -> property:
-    """A channel property backed by a pymeasure Keithley2400 property, error queue checked."""
+def _forward(attr: str, doc: str, limits: tuple[float, float] | None = None, check: bool = True) -> property:
+    """A channel property backed by a pymeasure Keithley2400 property.
+
+    ``limits``: checked before anything is sent; ``check``: error queue read after setting.
+    """
 
     def fget(self: "Keithley2400Channel") -> Any:
         try:
@@ -43,8 +52,11 @@ def _forward(attr: str, doc: str) -> property:
             raise BadReply(f"unexpected reply for {attr}") from exc
 
     def fset(self: "Keithley2400Channel", value: Any) -> None:
+        if limits is not None:
+            value = strict_range(value, limits)
         setattr(self.parent, attr, value)
-        self.parent.raise_errors()
+        if check:
+            self.parent.raise_errors()
 
     return property(fget, fset, doc=doc)
 
@@ -52,14 +64,17 @@ def _forward(attr: str, doc: str) -> property:
 class Keithley2400Channel(SourceMeterChannelBase):
     """The 2400's one channel; settings go through the pymeasure instrument properties."""
 
-    source_mode = _forward("source_mode", "Source function, 'voltage' or 'current'.")
-    source_voltage = _forward("source_voltage", "Source level in V (±210).")
-    current_limit = _forward("compliance_current", "Current compliance in A (±1.05).")
-    source_voltage_range = _forward("source_voltage_range", "Fixed source range in V.")
+    v_max = CAP.v_max
+    voltage_function = "voltage"  # pymeasure's name for :SOUR:FUNC VOLT
+    source_function = _forward("source_mode", "Source function, 'voltage' or 'current'.")
+    source_voltage = _forward("source_voltage", f"Source level in V (±{CAP.v_max:g}).", _V)
+    pulse_level = _forward("source_voltage", "Source level without an error-queue round trip.", _V, check=False)
+    current_limit = _forward("compliance_current", f"Current compliance in A (±{CAP.i_limit_max:g}).", _I)
+    source_voltage_range = _forward("source_voltage_range", "Fixed source range in V.", _V)
     source_voltage_range_auto = _forward("source_voltage_range_auto_enabled", "Source auto-range.")
-    current_range = _forward("current_range", "Fixed current measure range in A.")
+    current_range = _forward("current_range", "Fixed current measure range in A.", _I)
     current_range_auto = _forward("current_range_auto_enabled", "Current measure auto-range.")
-    nplc = _forward("current_nplc", "Integration time in power-line cycles (0.01 to 10).")
+    nplc = _forward("current_nplc", "Integration time in power-line cycles.", CAP.nplc_range)
 
     limit_tripped = Channel.measurement(
         ":SENSE:CURRENT:PROTECTION:TRIPPED?",
@@ -81,14 +96,9 @@ class Keithley2400Channel(SourceMeterChannelBase):
         self.parent.source_enabled = bool(on)
         self.parent.raise_errors()
 
-    def _prepare(self) -> None:
-        if self.source_mode != "voltage":
-            if self._query_output():
-                raise InstrumentError("sourcing current with the output on; turn it off before using it as a voltage source")
-            self.source_mode = "voltage"
+    def _configure_sense(self) -> None:
         self.write(":SENSE:FUNCTION:CONCURRENT 1;:SENSE:FUNCTION 'VOLT','CURR'")
         self.parent.raise_errors()
-        self._output = self._query_output()
 
     def _measure_raw(self) -> Reading:
         if self._output is False:
@@ -97,29 +107,9 @@ class Keithley2400Channel(SourceMeterChannelBase):
         v, i, _r, _t, status = self.reading
         return Reading(measured(v, "voltage"), measured(i, "current"), bool(int(status) & STATUS_COMPLIANCE))
 
-    def _pulse_raw(self, volts: float, width_s: float) -> bool:
-        self.parent.source_voltage = volts  # pymeasure setter, no error round trip inside the pulse
-        self.parent.sleep(width_s)
-        tripped = self.limit_tripped
-        self.parent.source_voltage = 0.0
-        self.parent.raise_errors(f"pulse to {volts:g} V for {width_s:g} s")
-        return tripped
 
-
-class Keithley2400(GuardedInstrument, PymeasureKeithley2400):
+class Keithley2400(ScpiSourceMeter, PymeasureKeithley2400):
     """pymeasure's Keithley 2400 plus typed errors and the source-meter role (``smu["1"]``)."""
 
-    smu1 = Instrument.ChannelCreator(Keithley2400Channel, "1", collection="smu")
-
-    def __init__(self, adapter: Any, name: str = "Keithley 2400", **kwargs: Any) -> None:
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        with translated(name, f"open {adapter}"):
-            super().__init__(adapter, name, **kwargs)
-
-    def read_error(self) -> tuple[int, str]:
-        return parse_scpi_error(self.ask(":SYST:ERR?"))
-
-    def channels(self) -> dict[str, Keithley2400Channel]:
-        return dict(self.smu)
+    default_name = "Keithley 2400"
+    smu = channels_of(MODEL, Keithley2400Channel)

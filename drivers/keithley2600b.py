@@ -20,22 +20,25 @@ from __future__ import annotations
 from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pymeasure.instruments.validators import strict_discrete_set
 
+from .capabilities import capability
 from .errors import InstrumentTimeout
 from .smu_common import (
     BadReply,
     GuardedInstrument,
-    InstrumentError,
     Reading,
     SourceMeterChannelBase,
+    channels_of,
     measured,
+    number_control,
+    switch_control,
     to_bool01,
     to_float,
-    translated,
 )
+from .transport import GuardedIO
 
-_BOOL = dict(validator=strict_discrete_set, values=(True, False), set_process=int)
+FAMILY = capability("keithley2600b")  # the 200 V class; other models bound their channels below
 
 
 def _source_function(value: Any) -> str:
@@ -51,10 +54,26 @@ def _reading(values: list[Any]) -> list[Any]:
     return [to_float(values[0]), to_float(values[1]), to_bool01(values[2])]
 
 
-class Keithley2600BChannel(SourceMeterChannelBase):
-    """One 2600B channel; ``{ch}`` is ``a`` or ``b`` (``smua``/``smub``)."""
+def _number(attr: str, doc: str, limits: tuple[float, float], dynamic: bool = True) -> property:
+    """``smu<ch>.<attr>`` as a bounded number (``dynamic``: each model sets its own bounds)."""
+    return number_control(f"print(smu{{ch}}.{attr})", f"smu{{ch}}.{attr} = %g", doc, limits, dynamic=dynamic)
 
-    v_max = 202.0  # V, bound of source_voltage_values (pymeasure hides dynamic values from reads)
+
+def _switch(attr: str, doc: str) -> property:
+    return switch_control(f"print(smu{{ch}}.{attr})", f"smu{{ch}}.{attr} = %d", doc)
+
+
+_V = (-FAMILY.v_max, FAMILY.v_max)
+_I = (FAMILY.i_limit_min, FAMILY.i_limit_max)
+
+
+class Keithley2600BChannel(SourceMeterChannelBase):
+    """One 2600B channel; ``{ch}`` is ``a`` or ``b`` (``smua``/``smub``).
+
+    Bounds are the 200 V class's; :func:`channel_class` gives each model's channel its own.
+    """
+
+    v_max = FAMILY.v_max  # bound of source_voltage_values (pymeasure hides dynamic values from reads)
 
     source_function = Channel.control(
         "print(smu{ch}.source.func)", "smu{ch}.source.func = smu{ch}.%s",
@@ -62,67 +81,25 @@ class Keithley2600BChannel(SourceMeterChannelBase):
         validator=strict_discrete_set, values={"VOLT": "OUTPUT_DCVOLTS", "CURR": "OUTPUT_DCAMPS"},
         map_values=True, get_process=_source_function, check_set_errors=True,
     )
-    source_voltage = Channel.control(
-        "print(smu{ch}.source.levelv)", "smu{ch}.source.levelv = %g",
-        """Control the source voltage level in V (model-dependent bound).""",
-        validator=strict_range, values=(-202, 202), get_process=to_float,
-        check_set_errors=True, dynamic=True,
-    )
-    current_limit = Channel.control(
-        "print(smu{ch}.source.limiti)", "smu{ch}.source.limiti = %g",
-        """Control the current limit (compliance) in A (model-dependent bound).""",
-        validator=strict_range, values=(1e-10, 1.515), get_process=to_float,
-        check_set_errors=True, dynamic=True,
-    )
+    source_voltage = _number("source.levelv", """Control the source voltage level in V (model-dependent bound).""", _V)
+    current_limit = _number("source.limiti", """Control the current limit in A (model-dependent bound).""", _I)
     limit_tripped = Channel.measurement(
         "print(smu{ch}.source.compliance)",
         """Get whether the source is at its limit (bool).""",
         get_process=to_bool01,
     )
-    source_voltage_range = Channel.control(
-        "print(smu{ch}.source.rangev)", "smu{ch}.source.rangev = %g",
-        """Control the fixed source range in V.""",
-        validator=strict_range, values=(-202, 202), get_process=to_float,
-        check_set_errors=True, dynamic=True,
-    )
-    source_voltage_range_auto = Channel.control(
-        "print(smu{ch}.source.autorangev)", "smu{ch}.source.autorangev = %d",
-        """Control source auto-range (bool).""",
-        get_process=to_bool01, check_set_errors=True, **_BOOL,
-    )
-    current_range = Channel.control(
-        "print(smu{ch}.measure.rangei)", "smu{ch}.measure.rangei = %g",
-        """Control the fixed current measure range in A.""",
-        validator=strict_range, values=(1e-10, 1.515), get_process=to_float,
-        check_set_errors=True, dynamic=True,
-    )
-    current_range_auto = Channel.control(
-        "print(smu{ch}.measure.autorangei)", "smu{ch}.measure.autorangei = %d",
-        """Control current measure auto-range (bool).""",
-        get_process=to_bool01, check_set_errors=True, **_BOOL,
-    )
-    nplc = Channel.control(
-        "print(smu{ch}.measure.nplc)", "smu{ch}.measure.nplc = %g",
-        """Control the integration time in power-line cycles (0.001 to 25).""",
-        validator=strict_range, values=(0.001, 25), get_process=to_float, check_set_errors=True,
-    )
-    output_on = Channel.control(
-        "print(smu{ch}.source.output)", "smu{ch}.source.output = %d",
-        """Control the output (bool; 1 = smuX.OUTPUT_ON).""",
-        get_process=to_bool01, check_set_errors=True, **_BOOL,
-    )
+    source_voltage_range = _number("source.rangev", """Control the fixed source range in V.""", _V)
+    source_voltage_range_auto = _switch("source.autorangev", """Control source auto-range (bool).""")
+    current_range = _number("measure.rangei", """Control the fixed current measure range in A.""", _I)
+    current_range_auto = _switch("measure.autorangei", """Control current measure auto-range (bool).""")
+    nplc = _number("measure.nplc", f"Control the integration time in power-line cycles "
+                   f"({FAMILY.nplc_range[0]:g} to {FAMILY.nplc_range[1]:g}).", FAMILY.nplc_range, dynamic=False)
+    output_on = _switch("source.output", """Control the output (bool; 1 = smuX.OUTPUT_ON).""")
     reading = Channel.measurement(
         "local i, v = smu{ch}.measure.iv() print(v, i, smu{ch}.source.compliance)",
         """Get [V, A, compliance] from one measurement (tab-separated reply).""",
         separator="\t", get_process=lambda v: _reading([v]), get_process_list=_reading,
     )
-
-    def _prepare(self) -> None:
-        if self.source_function != "VOLT":
-            if self._query_output():
-                raise InstrumentError("sourcing current with the output on; turn it off before using it as a voltage source")
-            self.source_function = "VOLT"
-        self._output = self._query_output()
 
     def _measure_raw(self) -> Reading:
         v, i, comp = self.reading
@@ -143,30 +120,46 @@ class Keithley2600BChannel(SourceMeterChannelBase):
         return to_bool01(reply)
 
 
-class Keithley2600BChannel40V(Keithley2600BChannel):
-    """2602B/2601B: 40 V, 3 A channels."""
+_CHANNEL_CLASSES: dict[str, type[Keithley2600BChannel]] = {}
 
-    v_max = 40.4
-    source_voltage_values = (-40.4, 40.4)
-    source_voltage_range_values = (-40.4, 40.4)
-    current_limit_values = (1e-9, 3.03)
-    current_range_values = (1e-9, 3.03)
+
+def channel_class(model: str) -> type[Keithley2600BChannel]:
+    """The channel class of ``model``, its bounds from the model's capability entry."""
+    if model not in _CHANNEL_CLASSES:
+        cap = capability(model)
+        v, i = (-cap.v_max, cap.v_max), (cap.i_limit_min, cap.i_limit_max)
+        _CHANNEL_CLASSES[model] = type(f"Keithley2600BChannel_{model}", (Keithley2600BChannel,), {
+            "__doc__": f"A {model} channel: up to ±{cap.v_max:g} V, {cap.i_limit_max:g} A.",
+            "__module__": __name__,
+            "v_max": cap.v_max,
+            "source_voltage_values": v,
+            "source_voltage_range_values": v,
+            "current_limit_values": i,
+            "current_range_values": i,
+        })
+    return _CHANNEL_CLASSES[model]
 
 
 class Keithley2600B(GuardedInstrument, Instrument):
-    """A dual-channel 2600B (2612B, 2634B, 2636B): ``smua``, ``smub``."""
+    """A dual-channel 2600B (2612B, 2634B, 2636B): ``smua``, ``smub``.
 
-    smu = Instrument.MultiChannelCreator(Keithley2600BChannel, ["a", "b"], prefix="smu")
+    A model's class only names its ``model``: its channels (ids and bounds) and its
+    default name follow from the model's capability entry.
+    """
 
-    def __init__(self, adapter: Any, name: str = "Keithley 2600B", **kwargs: Any) -> None:
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        kwargs.setdefault("timeout", 5000)
-        kwargs.setdefault("includeSCPI", False)
-        with translated(name, f"open {adapter}"):
-            super().__init__(adapter, name, **kwargs)
+    model = "keithley2600b"
+    connection_defaults = {**GuardedIO.connection_defaults, "includeSCPI": False}
 
     id = Instrument.measurement("*IDN?", """Get the identification string.""", cast=str, maxsplit=0)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._bind_model()
+
+    @classmethod
+    def _bind_model(cls) -> None:
+        cls.default_name = f"Keithley {cls.model.removeprefix('keithley').upper()}"
+        cls.smu = channels_of(cls.model, channel_class(cls.model))
 
     def read_error(self) -> tuple[int, str]:
         fields = self.ask("print(errorqueue.next())").split("\t")
@@ -175,41 +168,29 @@ class Keithley2600B(GuardedInstrument, Instrument):
         except BadReply:
             raise BadReply("expected an error queue entry 'code<tab>message'", reply="\t".join(fields)) from None
 
-    def clear_errors(self) -> None:
-        self.write("errorqueue.clear()")
 
-    def channels(self) -> dict[str, Keithley2600BChannel]:
-        return dict(self.smu)
+Keithley2600B._bind_model()
 
 
 class Keithley2636B(Keithley2600B):
-    def __init__(self, adapter: Any, name: str = "Keithley 2636B", **kwargs: Any) -> None:
-        super().__init__(adapter, name, **kwargs)
+    model = "keithley2636b"
 
 
 class Keithley2634B(Keithley2600B):
-    def __init__(self, adapter: Any, name: str = "Keithley 2634B", **kwargs: Any) -> None:
-        super().__init__(adapter, name, **kwargs)
+    model = "keithley2634b"
 
 
 class Keithley2612B(Keithley2600B):
-    def __init__(self, adapter: Any, name: str = "Keithley 2612B", **kwargs: Any) -> None:
-        super().__init__(adapter, name, **kwargs)
+    model = "keithley2612b"
 
 
 class Keithley2602B(Keithley2600B):
     """40 V / 3 A channels."""
 
-    smu = Instrument.MultiChannelCreator(Keithley2600BChannel40V, ["a", "b"], prefix="smu")
-
-    def __init__(self, adapter: Any, name: str = "Keithley 2602B", **kwargs: Any) -> None:
-        super().__init__(adapter, name, **kwargs)
+    model = "keithley2602b"
 
 
 class Keithley2635B(Keithley2600B):
     """Single channel: only ``smua``."""
 
-    smu = Instrument.MultiChannelCreator(Keithley2600BChannel, ["a"], prefix="smu")
-
-    def __init__(self, adapter: Any, name: str = "Keithley 2635B", **kwargs: Any) -> None:
-        super().__init__(adapter, name, **kwargs)
+    model = "keithley2635b"

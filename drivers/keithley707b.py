@@ -17,29 +17,21 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import pyvisa
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set
 
-from .errors import (
-    BadReply,
-    ConnectionLost,
-    InstrumentError,
-    InstrumentReportedError,
-    InstrumentTimeout,
-)
+from .capabilities import capability
+from .errors import BadReply, InstrumentReportedError
+from .transport import GuardedIO
 
 log = logging.getLogger(__name__)
 
-ROWS = "ABCDEFGH"
+_CARD = capability("keithley707b")  # rows and columns of one matrix card
+ROWS = _CARD.rows
+COLUMNS = tuple(f"{c:02d}" for c in range(1, _CARD.columns + 1))
 CONNECT_RULES = ("OFF", "BREAK_BEFORE_MAKE", "MAKE_BEFORE_BREAK")  # TSP values 0, 1, 2
-_CHANNEL = re.compile(r"^([1-9])([A-H])(0[1-9]|1[0-2])$")
-_CONNECTION_LOST_CODES = {
-    pyvisa.constants.StatusCode.error_connection_lost,
-    pyvisa.constants.StatusCode.error_io,
-    pyvisa.constants.StatusCode.error_invalid_object,
-    pyvisa.constants.StatusCode.error_resource_not_found,
-}
+_CHANNEL = re.compile(rf"^([1-9])([{ROWS}])({'|'.join(COLUMNS)})$")
+_CHANNEL_FORM = f"<slot><row {ROWS[0]}-{ROWS[-1]}><column {COLUMNS[0]}-{COLUMNS[-1]}>"
 
 
 class ChannelError(ValueError):
@@ -53,7 +45,7 @@ def _connect_rule(reply: Any) -> str:
         raise BadReply("unexpected connect rule", reply=reply) from None
 
 
-class Keithley707B(Instrument):
+class Keithley707B(GuardedIO, Instrument):
     """Keithley 707B switching mainframe with ``cards`` 8x12 matrix cards (1-6).
 
     :param adapter: a VISA resource string (``"TCPIP::192.168.1.20::5025::SOCKET"``) or an
@@ -62,8 +54,11 @@ class Keithley707B(Instrument):
     :param settling_time_s: relay settling time the instrument adds to each change.
     """
 
+    model = "keithley707b"
     model_number = "707B"
-    max_cards = 6
+    max_cards = capability(model).max_cards
+    default_name = f"Keithley {model_number}"
+    connection_defaults = {"read_termination": "\n", "write_termination": "\n", "includeSCPI": False}
 
     connect_rule = Instrument.control(
         "print(channel.connectrule)",
@@ -83,63 +78,16 @@ class Keithley707B(Instrument):
         settling_time_s: float = 0.003,
         **kwargs: Any,
     ) -> None:
-        self._late_reply_possible = False
         cards = self.max_cards if cards is None else int(cards)
         if not 1 <= cards <= self.max_cards:
             raise ValueError(f"a {self.model_number} holds 1..{self.max_cards} matrix cards, got {cards}")
-        kwargs.setdefault("read_termination", "\n")
-        kwargs.setdefault("write_termination", "\n")
-        super().__init__(
-            adapter, name or f"Keithley {self.model_number}", includeSCPI=False, **kwargs
-        )
+        super().__init__(adapter, name, **kwargs)
         self.cards = cards
         self.settling_time_s = float(settling_time_s)
         self._forbidden: set[str] = set()
         self._identify()
         self.write("errorqueue.clear()")  # errors left by an earlier session are not ours
         self.connect_rule = "BREAK_BEFORE_MAKE"
-
-    # -- transport: translate every failure into a typed error -------------------------------
-    def _fail(self, exc: BaseException, action: str) -> InstrumentError:
-        if isinstance(exc, pyvisa.errors.VisaIOError):
-            if exc.error_code == pyvisa.constants.StatusCode.error_timeout:
-                return InstrumentTimeout(f"no answer {action} (VISA timeout)", instrument=self.name)
-            if exc.error_code in _CONNECTION_LOST_CODES:
-                return ConnectionLost(f"connection lost {action}: {exc}", instrument=self.name)
-            return InstrumentError(f"VISA error {action}: {exc}", instrument=self.name)
-        if isinstance(exc, UnicodeDecodeError):
-            return BadReply(f"unreadable reply {action}", reply=exc.object, instrument=self.name)
-        if isinstance(exc, pyvisa.errors.InvalidSession):
-            return ConnectionLost(f"session closed {action}", instrument=self.name)
-        return ConnectionLost(f"connection lost {action}: {exc!r}", instrument=self.name)
-
-    def write(self, command: str, **kwargs: Any) -> None:
-        if self._late_reply_possible:
-            self._discard_late_replies()
-        try:
-            super().write(command, **kwargs)
-        except (pyvisa.errors.Error, OSError) as exc:
-            raise self._fail(exc, f"writing {command!r}") from exc
-
-    def read(self, **kwargs: Any) -> str:
-        try:
-            return super().read(**kwargs)
-        except (pyvisa.errors.Error, OSError, UnicodeDecodeError) as exc:
-            error = self._fail(exc, "reading a reply")
-            self._late_reply_possible = isinstance(error, InstrumentTimeout)
-            raise error from exc
-
-    def _discard_late_replies(self) -> None:
-        # a reply that missed its timeout may still arrive and would answer the next query
-        self._late_reply_possible = False
-        try:
-            self.adapter.flush_read_buffer()
-        except (pyvisa.errors.Error, OSError):
-            pass
-
-    def disconnect(self) -> None:
-        """Close the VISA session (relays keep their state)."""
-        self.adapter.close()
 
     # -- identity and errors ---------------------------------------------------------------
     @property
@@ -200,7 +148,7 @@ class Keithley707B(Instrument):
             m = _CHANNEL.match(norm)
             if m is None:
                 raise ChannelError(
-                    f"{self.name}: invalid channel id {ch!r}: expected <slot><row A-H><column 01-12>, "
+                    f"{self.name}: invalid channel id {ch!r}: expected {_CHANNEL_FORM}, "
                     "e.g. '1A01'"
                 )
             if int(m.group(1)) > self.cards:
@@ -295,5 +243,7 @@ class Keithley707B(Instrument):
 class Keithley708B(Keithley707B):
     """Keithley 708B: the single-slot 707B."""
 
+    model = "keithley708b"
     model_number = "708B"
-    max_cards = 1
+    max_cards = capability(model).max_cards
+    default_name = f"Keithley {model_number}"

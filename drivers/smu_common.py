@@ -1,9 +1,12 @@
-"""What every source-meter driver shares: guarded I/O, error-queue checks, the role methods.
+"""What every source-meter driver shares: error-queue checks, property declarations, the role.
 
-A model module declares its commands as pymeasure ``control``/``measurement``/``setting``
-properties on a channel class and implements three hooks (``_prepare``, ``_measure_raw``,
-``_pulse_raw``); :class:`SourceMeterChannelBase` turns those into the source-meter role
-(``set_voltage`` ... ``pulse``) with the same safety rules for every model:
+Transport errors are typed by :mod:`drivers.transport` (shared with the switch matrix);
+bounds come from the model's entry in :mod:`drivers.capabilities`. A model module declares
+its commands as pymeasure ``control``/``measurement``/``setting`` properties on a channel
+class and implements the hooks (``_measure_raw``; where the model differs,
+``_configure_sense`` and ``_pulse_raw``); :class:`SourceMeterChannelBase` turns those into
+the source-meter role (``set_voltage`` ... ``pulse``) with the same safety rules for every
+model:
 
 - connecting sends nothing that changes the output (the first role call configures the
   channel: voltage source, current sense, and reads the output state);
@@ -18,36 +21,18 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-import socket
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
-import pyvisa
-from pyvisa import constants as vc
-from pymeasure.instruments import Channel
-from pymeasure.instruments.validators import strict_range
+from pymeasure.instruments import Channel, Instrument
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
-from .errors import (
-    BadReply,
-    ComplianceTripped,
-    ConnectionLost,
-    InstrumentError,
-    InstrumentReportedError,
-    InstrumentTimeout,
-)
+from .capabilities import capability
+from .errors import BadReply, ComplianceTripped, InstrumentError, InstrumentReportedError
+from .transport import GuardedIO
 
 OVERFLOW = 9.9e37  # Keithley/Keysight mark of a value not measured (9.91e37)
-
-_LOST_CODES = {
-    vc.StatusCode.error_connection_lost,
-    vc.StatusCode.error_io,
-    vc.StatusCode.error_invalid_object,
-    vc.StatusCode.error_resource_not_found,
-    vc.StatusCode.error_closing_failed,
-}
 
 
 @dataclass(frozen=True)
@@ -115,107 +100,37 @@ def measured(value: float, what: str) -> float:
     return value
 
 
-def parse_scpi_error(reply: str) -> tuple[int, str]:
-    """``-113,"Undefined header"`` -> (-113, 'Undefined header')."""
-    m = re.match(r'^\s*([+-]?\d+)\s*,\s*"?(.*?)"?\s*$', reply, re.S)
-    if not m:
-        raise BadReply("expected an error queue entry 'code,\"message\"'", reply=reply)
-    return int(m.group(1)), m.group(2)
+# -- property declarations ------------------------------------------------------------------
+
+def number_control(get: str, set_: str, doc: str, limits: tuple[float, float], **kwargs: Any) -> property:
+    """A numeric setting: bounded before anything is sent, the error queue checked after."""
+    return Channel.control(get, set_, doc, validator=strict_range, values=limits, get_process=to_float,
+                           check_set_errors=True, **kwargs)
 
 
-# -- I/O guard ----------------------------------------------------------------------------
-
-def _is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, pyvisa.errors.VisaIOError) and exc.error_code == vc.StatusCode.error_timeout
-
-
-@contextmanager
-def translated(instrument: str, what: str) -> Iterator[None]:
-    """Turn transport exceptions into the typed errors of :mod:`drivers.errors`."""
-    try:
-        yield
-    except InstrumentError:
-        raise
-    except pyvisa.errors.VisaIOError as exc:
-        if _is_timeout(exc):
-            raise InstrumentTimeout(f"no answer to {what!r} within the timeout", instrument=instrument) from exc
-        if exc.error_code in _LOST_CODES:
-            raise ConnectionLost(f"link lost during {what!r} ({exc.abbreviation})", instrument=instrument) from exc
-        raise InstrumentError(f"VISA error during {what!r}: {exc}", instrument=instrument) from exc
-    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
-        raise BadReply(f"undecodable bytes in reply to {what!r}", instrument=instrument) from exc
-    except (socket.timeout, TimeoutError) as exc:
-        raise InstrumentTimeout(f"no answer to {what!r} within the timeout", instrument=instrument) from exc
-    except (ConnectionError, EOFError, OSError) as exc:
-        raise ConnectionLost(f"link lost during {what!r}: {exc}", instrument=instrument) from exc
-    except pyvisa.errors.InvalidSession as exc:
-        raise ConnectionLost(f"session closed during {what!r}", instrument=instrument) from exc
-    except Exception as exc:
-        if type(exc).__name__ == "SerialException":  # pyserial, without importing it here
-            raise ConnectionLost(f"serial link lost during {what!r}: {exc}", instrument=instrument) from exc
-        raise
+def switch_control(get: str, set_: str, doc: str) -> property:
+    """An on/off setting sent as 0/1, read back as a bool, the error queue checked after."""
+    return Channel.control(get, set_, doc, validator=strict_discrete_set, values=(True, False),
+                           set_process=int, get_process=to_bool01, check_set_errors=True)
 
 
-class GuardedInstrument:
-    """Mixin for pymeasure instruments: typed errors on I/O, error-queue checks, injectable sleep.
+def channels_of(model: str, channel_class: type) -> Any:
+    """The pymeasure channel creator for a model's channels (``smu["1"]``, ``smu["a"]`` ...)."""
+    return Instrument.MultiChannelCreator(channel_class, list(capability(model).channels), prefix="smu")
+
+
+# -- instrument base ------------------------------------------------------------------------
+
+class GuardedInstrument(GuardedIO):
+    """Mixin for source-meter instruments: typed errors on I/O, error-queue checks, injectable sleep.
 
     Put it before the pymeasure base class. Subclasses implement :meth:`read_error`
-    (one error-queue entry as ``(code, message)``, code 0 = empty).
+    (one error-queue entry as ``(code, message)``, code 0 = empty) and hold their channels
+    in ``smu``.
     """
 
-    name: str
-    _last_command = ""
-    _late_reply_possible = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # The lab injects its bench clock here so pulses take virtual time in a dry run.
-        self.sleep: Callable[[float], None] = time.sleep
-        super().__init__(*args, **kwargs)
-        self._disable_nagle()
-
-    def _disable_nagle(self) -> None:
-        """Raw sockets: send each message at once, as VISA does by default (pyvisa-py does not).
-
-        With Nagle's algorithm a command followed by a query waits for the delayed ACK of the
-        command (~40 ms on Linux) on every setting. pyvisa-py implements the
-        VI_ATTR_TCPIP_NODELAY setter but does not register it, so the socket is set directly.
-        """
-        conn = getattr(getattr(self, "adapter", None), "connection", None)
-        if conn is None or getattr(conn, "resource_class", "") != "SOCKET":
-            return
-        try:
-            conn.set_visa_attribute(vc.ResourceAttribute.tcpip_nodelay, vc.VisaBoolean.true)
-            return
-        except Exception:  # noqa: BLE001 - any library may refuse; fall through
-            pass
-        try:
-            sock = conn.visalib.sessions[conn.session].interface
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except Exception:  # noqa: BLE001 - not pyvisa-py: a slower link still works
-            pass
-
-    def write(self, command: str, **kwargs: Any) -> None:
-        if self._late_reply_possible:
-            self._discard_late_replies()
-        self._last_command = command
-        with translated(self.name, command):
-            super().write(command, **kwargs)  # type: ignore[misc]
-
-    def read(self, **kwargs: Any) -> str:
-        try:
-            with translated(self.name, f"reply to {self._last_command}"):
-                return super().read(**kwargs)  # type: ignore[misc]
-        except InstrumentTimeout:
-            self._late_reply_possible = True
-            raise
-
-    def _discard_late_replies(self) -> None:
-        # A reply that missed its timeout may still come and would answer the next query.
-        self._late_reply_possible = False
-        try:
-            self.adapter.flush_read_buffer()  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - best effort; the next exchange reports a dead link
-            pass
+    # The lab injects its bench clock here so pulses take virtual time in a dry run.
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
 
     def read_error(self) -> tuple[int, str]:
         raise NotImplementedError
@@ -241,23 +156,13 @@ class GuardedInstrument:
         self.raise_errors()
         return []
 
-    @contextmanager
-    def longer_timeout(self, extra_s: float) -> Iterator[None]:
-        """Give one exchange ``extra_s`` more time (an instrument busy with a pulse answers late)."""
-        conn = getattr(self.adapter, "connection", None)  # type: ignore[attr-defined]
-        old = getattr(conn, "timeout", None)
-        if not isinstance(old, (int, float)) or isinstance(old, bool):
-            yield
-            return
-        conn.timeout = old + 1000.0 * extra_s
-        try:
-            yield
-        finally:
-            conn.timeout = old
+    def channels(self) -> dict[str, "SourceMeterChannelBase"]:
+        """The source-meter channels by id (``"1"``, ``"a"`` ...)."""
+        return {str(k): v for k, v in self.smu.items()}  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        with translated(self.name, "close"):
-            self.adapter.close()  # type: ignore[attr-defined]
+        """Close the VISA session (the outputs keep their state)."""
+        self.disconnect()
 
 
 # -- role methods ---------------------------------------------------------------------------
@@ -284,13 +189,16 @@ def role_method(fn: F) -> F:
 class SourceMeterChannelBase(Channel):
     """One SMU channel filling the source-meter role (lab.roles.SourceMeterChannel).
 
-    Subclasses declare properties ``source_voltage``, ``current_limit``,
-    ``source_voltage_range``, ``source_voltage_range_auto``, ``current_range``,
-    ``current_range_auto``, ``nplc``, ``output_on`` with ``check_set_errors=True`` and
-    implement the hooks.
+    Subclasses declare properties ``source_function``, ``source_voltage``,
+    ``current_limit``, ``source_voltage_range``, ``source_voltage_range_auto``,
+    ``current_range``, ``current_range_auto``, ``nplc``, ``output_on`` with
+    ``check_set_errors=True``, and for the default pulse ``pulse_level`` (no error check)
+    and ``limit_tripped``; they implement :meth:`_measure_raw` and may override the other
+    hooks.
     """
 
     v_max = 210.0  # V, the model's source bound (pulse levels are checked against it first)
+    voltage_function = "VOLT"  # the source_function value of a voltage source
 
     def __init__(self, parent: Any, id: Any, **kwargs: Any) -> None:
         super().__init__(parent, id, **kwargs)
@@ -302,14 +210,32 @@ class SourceMeterChannelBase(Channel):
     # hooks ---------------------------------------------------------------------------
     def _prepare(self) -> None:
         """Configure voltage source / current sense once; must not change the output."""
-        raise NotImplementedError
+        if self.source_function != self.voltage_function:  # type: ignore[attr-defined]
+            if self._query_output():
+                raise InstrumentError(
+                    "sourcing current with the output on; turn it off before using it as a voltage source")
+            self.source_function = self.voltage_function  # type: ignore[attr-defined]
+        self._configure_sense()
+        self._output = self._query_output()
+
+    def _configure_sense(self) -> None:
+        """Set up current sensing (model-specific); runs once, after the source function."""
 
     def _measure_raw(self) -> Reading:
         raise NotImplementedError
 
     def _pulse_raw(self, volts: float, width_s: float) -> bool:
-        """Apply the pulse; return whether the source was clamped during it."""
-        raise NotImplementedError
+        """Apply the pulse; return whether the source was clamped during it.
+
+        The default steps the level, sleeps on the parent's clock, reads the limit state,
+        steps back to 0 V and checks the error queue once, after the pulse.
+        """
+        self.pulse_level = volts  # type: ignore[attr-defined]
+        self.parent.sleep(width_s)
+        tripped = self.limit_tripped  # type: ignore[attr-defined]
+        self.pulse_level = 0.0  # type: ignore[attr-defined]
+        self.parent.raise_errors(f"pulse to {volts:g} V for {width_s:g} s")
+        return bool(tripped)
 
     def _query_output(self) -> bool:
         return bool(self.output_on)  # type: ignore[attr-defined]
@@ -331,21 +257,21 @@ class SourceMeterChannelBase(Channel):
         self.current_limit = amps  # type: ignore[attr-defined]
         self._limit_set = True
 
+    def _set_range(self, setting: str, value: float | None) -> None:
+        """A fixed range (``setting`` = value) or, for None, auto-range (``setting_auto``)."""
+        self._ready()
+        if value is None:
+            setattr(self, f"{setting}_auto", True)
+        else:
+            setattr(self, setting, value)
+
     @role_method
     def set_voltage_range(self, volts: float | None) -> None:
-        self._ready()
-        if volts is None:
-            self.source_voltage_range_auto = True  # type: ignore[attr-defined]
-        else:
-            self.source_voltage_range = volts  # type: ignore[attr-defined]
+        self._set_range("source_voltage_range", volts)
 
     @role_method
     def set_current_range(self, amps: float | None) -> None:
-        self._ready()
-        if amps is None:
-            self.current_range_auto = True  # type: ignore[attr-defined]
-        else:
-            self.current_range = amps  # type: ignore[attr-defined]
+        self._set_range("current_range", amps)
 
     @role_method
     def set_nplc(self, nplc: float) -> None:

@@ -22,8 +22,13 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+import drivers
+from sim_backend import load_preset
+from sim_backend.twin import build_twin
+
 from lab.config import DEFAULT_BENCH, BenchConfig, load_bench
 from lab.errors import ConfigError, HopbenchError
+from lab.models import capability
 from lab.operations import BenchInfo
 from lab.timing import Clock, PaperClock, TimingModel, TwinClock, WallClock
 
@@ -42,11 +47,15 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
     insts: list[dict[str, Any]] = []
     for inst in config.instruments:
         entry: dict[str, Any] = {"name": inst.name, "model": inst.model, "resource": inst.resource}
+        cap = capability(inst.model)  # the one table of datasheet limits: the twin obeys it too
         if inst.kind == "smu":
+            entry["limits"] = {"v_max": cap.v_max, "i_max": cap.i_limit_max,
+                               "nplc_min": cap.nplc_range[0], "nplc_max": cap.nplc_range[1]}
             entry["channels"] = {b.channel: bus for bus, b in config.buses.items() if b.instrument == inst.name}
             if not entry["channels"]:
                 continue  # an SMU no bus uses is not part of the circuit
         else:
+            entry["limits"] = {"max_cards": cap.max_cards}
             entry["cards"] = inst.cards
             if inst.settling_time_s is not None:
                 entry["settling_time_s"] = inst.settling_time_s
@@ -69,8 +78,6 @@ def _preset(sim: Any) -> Any:
     """The preset name, or its validated contents with the bench's overrides applied."""
     if not sim.preset_overrides:
         return sim.preset
-    from sim_backend import load_preset
-
     base = load_preset(sim.preset).model_dump()
     unknown = sorted(set(sim.preset_overrides) - set(base))
     if unknown:
@@ -96,7 +103,6 @@ def bench_info(config: BenchConfig, simulated: bool) -> BenchInfo:
 
 
 def _open_driver(inst: Any, resource: str, library: Any) -> Any:
-    import drivers
 
     kw: dict[str, Any] = {
         "timeout": inst.timeout_ms,
@@ -164,8 +170,6 @@ class Bench:
             clock: Clock = WallClock()
             simulated = True
         elif simulate or (simulate is None and cfg.simulated):
-            from sim_backend.twin import build_twin
-
             twin = build_twin(twin_spec(cfg))
             lib = twin.visa_library()
             library_for = lambda inst: lib  # noqa: E731

@@ -27,6 +27,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
@@ -315,7 +316,24 @@ def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
     resources = [i.resource for i in cfg.instruments]
     for r in {r for r in resources if resources.count(r) > 1}:
         p.append(("instruments.resource", f"resource {r!r} given to more than one instrument"))
+    p += _bus_problems(cfg, insts)
+    w = cfg.wiring
+    minst = insts.get(w.matrix)
+    if minst is None:
+        return p + [("wiring.matrix", f"no instrument named {w.matrix!r}")]
+    if capability(minst.model).kind != "matrix":
+        return p + [("wiring.matrix", f"{w.matrix!r} is a {minst.model}, not a switch matrix")]
+    p += _wiring_problems(cfg, minst)
+    names = cfg.array.lines()
+    for k, line in enumerate(cfg.limits.forbidden_lines):
+        if line not in names:
+            p.append((f"limits.forbidden_lines[{k}]", f"no line named {line!r}"))
+    return p
 
+
+def _bus_problems(cfg: BenchConfig, insts: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every bus backed by its own channel of an existing source-meter that can drive it."""
+    p: list[tuple[str, str]] = []
     used: dict[tuple[str, str], str] = {}
     for bus, b in cfg.buses.items():
         f = f"buses.{bus}"
@@ -344,16 +362,13 @@ def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
     for role in ("drive", "sense", "guard"):
         if role not in roles:
             p.append(("buses", f"no bus with role {role!r}: a bench needs at least one drive, sense and guard bus"))
+    return p
 
-    w = cfg.wiring
-    minst = insts.get(w.matrix)
-    if minst is None:
-        p.append(("wiring.matrix", f"no instrument named {w.matrix!r}"))
-        return p
-    mcap = capability(minst.model)
-    if mcap.kind != "matrix":
-        p.append(("wiring.matrix", f"{w.matrix!r} is a {minst.model}, not a switch matrix"))
-        return p
+
+def _wiring_problems(cfg: BenchConfig, minst: Any) -> list[tuple[str, str]]:
+    """Every bus on its own row of the matrix, every line on its own installed column."""
+    p: list[tuple[str, str]] = []
+    w, mcap = cfg.wiring, capability(minst.model)
     letters: dict[str, str] = {}
     for bus, letter in w.rows.items():
         if bus not in cfg.buses:
@@ -366,8 +381,7 @@ def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
         letters[letter] = bus
     for bus in cfg.buses:
         if bus not in w.rows:
-            p.append((f"wiring.rows", f"bus {bus!r} is not wired to any matrix row"))
-
+            p.append(("wiring.rows", f"bus {bus!r} is not wired to any matrix row"))
     names = cfg.array.lines()
     spots: dict[tuple[int, int], str] = {}
     for line, (slot, col) in w.lines.items():
@@ -385,10 +399,6 @@ def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
     missing = [n for n in names if n not in w.lines]
     if missing:
         p.append(("wiring.lines", f"line(s) not wired: {', '.join(missing)}"))
-
-    for k, line in enumerate(cfg.limits.forbidden_lines):
-        if line not in names:
-            p.append((f"limits.forbidden_lines[{k}]", f"no line named {line!r}"))
     return p
 
 
@@ -441,9 +451,7 @@ def load_bench(path_or_name: str | Path) -> BenchConfig:
     """A bench file by path, or by the name of a shipped bench (``sim-film35``)."""
     path = Path(path_or_name)
     if not path.exists():
-        from sim_backend.datafiles import data_path
-
-        shipped = data_path("benches", f"{path.stem}.toml")
+        shipped = SHIPPED_BENCHES / f"{path.stem}.toml"
         if path.suffix in ("", ".toml") and shipped.exists() and len(path.parts) == 1:
             path = shipped
         else:
@@ -465,3 +473,7 @@ def loads_bench(text: str, source: str = "<string>") -> BenchConfig:
 
 
 DEFAULT_BENCH = "sim-film35"
+# Shipped bench files and sweeps: lab/benches and lab/sweeps in the wheel (links to the
+# repository's data/benches and data/sweeps). A package's shipped data lives in it and is
+# found with importlib.resources, so an installed wheel and a source checkout agree.
+SHIPPED_BENCHES = Path(str(files("lab") / "benches"))

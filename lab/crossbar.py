@@ -39,6 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from drivers.errors import ComplianceTripped
 from lab.config import BenchConfig
 from lab.errors import HopbenchError, RoutingError
 from lab.operations import ApplyResult, MatrixResult, MultiplyResult, PairResult
@@ -247,8 +248,6 @@ class Crossbar:
         return ApplyResult(line_v, float(width_s) * count, {})
 
     def _pulse(self, bus: str, volts: float, width_s: float, k: int) -> None:
-        from drivers.errors import ComplianceTripped
-
         try:
             self.act.pulse(bus, volts, width_s)
         except ComplianceTripped as exc:

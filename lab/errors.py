@@ -9,6 +9,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+import pyvisa
+
+from drivers.errors import InstrumentTimeout
+
 T = TypeVar("T")
 
 
@@ -60,31 +64,12 @@ class Terminated(RunAborted):
     """SIGTERM arrived; raised in the runner's thread so cleanup runs."""
 
 
-class CleanupError(HopbenchError):
-    """Some safe-state steps failed; every step was still attempted."""
-
-    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
-        self.errors = errors
-        detail = "; ".join(f"{step}: {type(e).__name__}: {e}" for step, e in errors)
-        super().__init__(f"bench cleanup incomplete ({len(errors)} step(s) failed): {detail}")
-
-
 def is_timeout(exc: BaseException) -> bool:
     """A query that got no answer in time (driver error or raw VISA timeout)."""
-    try:
-        from drivers.errors import InstrumentTimeout  # type: ignore[import-not-found]
-
-        if isinstance(exc, InstrumentTimeout):
-            return True
-    except ImportError:  # drivers not installed: fall back to the VISA error below
-        pass
-    try:
-        import pyvisa
-
-        if isinstance(exc, pyvisa.errors.VisaIOError):
-            return exc.error_code == pyvisa.constants.StatusCode.error_timeout
-    except ImportError:
-        pass
+    if isinstance(exc, InstrumentTimeout):
+        return True
+    if isinstance(exc, pyvisa.errors.VisaIOError):
+        return exc.error_code == pyvisa.constants.StatusCode.error_timeout
     return isinstance(exc, TimeoutError)
 
 

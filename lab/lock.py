@@ -1,19 +1,30 @@
-"""One runner per instrument: an advisory file lock per VISA resource.
+"""One runner per instrument: an exclusive file lock per VISA resource, naming its holder.
 
-``flock`` locks belong to the open file, so the kernel drops them when the process dies
-however it dies (crash, SIGKILL): a stale lock cannot outlive its runner. Two benches
-sharing one instrument conflict, because every resource is locked on its own.
+The locks are :mod:`filelock`'s (``flock`` on POSIX, ``LockFileEx`` on Windows): the OS
+drops them when the process dies however it dies (crash, SIGKILL), so a stale lock cannot
+outlive its runner. Two benches sharing one instrument conflict, because every resource is
+locked on its own. Lock files live in ``$HOPBENCH_LOCK_DIR`` (default: a ``hopbench-locks``
+folder in the system's temporary directory). filelock owns each lock file's content, so
+the holder (pid, host, start time) is written next to it, in ``<lock>.owner``.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
+import socket
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
+from filelock import FileLock, Timeout
+
 from lab.errors import BenchBusy
+
+# Locks taken and not yet released. filelock releases a lock whose object is garbage
+# collected; a held lock must last until release() or the process's end, as a held
+# descriptor does, even if its holder dropped the object.
+_HELD: set["OwnedLock"] = set()
 
 
 def lock_dir() -> Path:
@@ -22,9 +33,56 @@ def lock_dir() -> Path:
     return d
 
 
-def _path(key: str) -> Path:
+def lock_path(key: str) -> Path:
+    """The lock file of resource ``key`` in :func:`lock_dir`."""
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     return lock_dir() / f"{digest}.lock"
+
+
+class OwnedLock:
+    """One exclusive lock file, taken without waiting, that records who holds it.
+
+    A second :class:`OwnedLock` on the same file conflicts, in another process or in this
+    one (each holds its own open file). The holder may be released from any thread.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.owner_path = path.with_name(path.name + ".owner")
+        self._lock = FileLock(str(path), thread_local=False)
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free; False if someone holds it (see :meth:`holder`)."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        try:
+            stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+            tmp = self.owner_path.with_name(f"{self.owner_path.name}.{os.getpid()}.tmp")
+            tmp.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {stamp}")
+            os.replace(tmp, self.owner_path)
+        except BaseException:
+            self._lock.release()
+            raise
+        _HELD.add(self)
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it ("another runner" if it wrote nothing yet)."""
+        try:
+            return self.owner_path.read_text(errors="replace").strip() or "another runner"
+        except OSError:
+            return "another runner"
+
+    def release(self) -> None:
+        if not self._lock.is_locked:
+            return
+        try:
+            self.owner_path.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
+            _HELD.discard(self)
 
 
 class BenchLock:
@@ -32,34 +90,23 @@ class BenchLock:
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = sorted(set(keys))
-        self._files: list[int] = []
+        self._held: list[OwnedLock] = []
 
     def acquire(self) -> "BenchLock":
         try:
             for key in self.keys:
-                path = _path(key)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another runner"
-                    os.close(fd)
-                    raise BenchBusy(f"instrument {key} is in use by {holder} (lock {path})") from None
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-                self._files.append(fd)
+                lock = OwnedLock(lock_path(key))
+                if not lock.acquire():
+                    raise BenchBusy(f"instrument {key} is in use by {lock.holder()} (lock {lock.path})")
+                self._held.append(lock)
         except BaseException:
             self.release()
             raise
         return self
 
     def release(self) -> None:
-        while self._files:
-            fd = self._files.pop()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+        while self._held:
+            self._held.pop().release()
 
     def __enter__(self) -> "BenchLock":
         return self.acquire()

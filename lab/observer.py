@@ -1,7 +1,7 @@
 """What the runner tells the things that watch a run (the archive, progress, logs)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Protocol
 
 import numpy as np
@@ -9,6 +9,10 @@ import numpy as np
 from lab.operations import BenchInfo, Operation
 
 RunStatus = Literal["running", "complete", "aborted", "failed"]
+
+# Key of a checkpoint state under which a dry run stores its simulated sample's state (device
+# textures, generator, clock), so a resume continues the same film, not a fresh one.
+TWIN_STATE = "_twin_sample"
 
 
 @dataclass
@@ -28,7 +32,6 @@ class RunInfo:
     start_time: str  # ISO 8601 with time zone
     simulated: bool
     sim_preset: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,27 @@ class RunObserver(Protocol):
     def operation(self, record: OperationRecord) -> None: ...
     def checkpoint(self, index: int, state: Mapping[str, Any]) -> None: ...  # make all durable
     def finish(self, status: RunStatus, error: str | None = None) -> None: ...
+
+
+class ProgressSink(Protocol):
+    """Where the runner reports progress (the application layer draws it)."""
+
+    def start(self, op_estimates: Any = None, description: str = "") -> None: ...
+
+    def update(self, ops_done: int, bench_elapsed_s: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _NoProgress:
+    def start(self, op_estimates: Any = None, description: str = "") -> None:
+        pass
+
+    def update(self, ops_done: int, bench_elapsed_s: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+NO_PROGRESS: ProgressSink = _NoProgress()

@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import socket
@@ -28,16 +29,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from lab import __version__
 from lab.bench import Bench, PaperBench
+from sim_backend import load_preset
 from lab.crossbar import Crossbar
 from lab.errors import HopbenchError, PlanRejected, RetryPolicy, RunAborted, Terminated
 from lab.lock import BenchLock
-from lab.observer import OperationRecord, RunInfo, RunObserver, RunStatus
+from lab.observer import NO_PROGRESS, TWIN_STATE, OperationRecord, ProgressSink, RunInfo, RunObserver, RunStatus
 from lab.operations import (
     Apply, Checkpoint, Multiply, Note, Operation, Pulse, ReadMatrix, ReadPair, Record, Wait,
 )
-from lab.progress import BenchProgress
-from lab.safety import GuardedActuator, SafetyGuard, check_operation, effective_v_read, make_safe
+from lab.opcheck import check_operation, effective_v_read
+from lab.safety import GuardedActuator, SafetyGuard, make_safe
 
 log = logging.getLogger("hopbench.runner")
 
@@ -248,16 +251,33 @@ def check_parameters(info: Any, protocol: Any) -> None:
         raise PlanRejected(0, "parameters", exc) from exc
 
 
+@dataclass
+class _Session:
+    """One run's moving parts and tallies, shared by its loop and its cleanup."""
+
+    info: RunInfo
+    guard: SafetyGuard
+    act: GuardedActuator
+    xbar: Crossbar
+    t0: float  # bench clock at the start, s
+    wall0: float  # monotonic wall clock at the start, s
+    started: list[RunObserver] = field(default_factory=list)
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    last_cp: tuple[int, dict[str, Any]] | None = None
+    n_ops: int = 0
+    returned: Any = None
+
+
 class Runner:
     """Runs protocols on one bench. Thread-safe controls: pause(), resume(), abort()."""
 
-    def __init__(self, bench: Bench, observers: Sequence[RunObserver] = (), *, progress: bool = False,
+    def __init__(self, bench: Bench, observers: Sequence[RunObserver] = (), *, progress: ProgressSink | None = None,
                  retry: RetryPolicy | None = None, lock: bool = True, check: bool = True,
                  max_check_operations: int = 2_000_000) -> None:
         self.bench = bench
         self.config = bench.config
         self.observers = list(observers)
-        self.progress_enabled = progress
+        self.progress = progress or NO_PROGRESS
         self.retry = retry or RetryPolicy()
         self.use_lock = lock
         self.check = check
@@ -298,16 +318,12 @@ class Runner:
 
     # ------------------------------------------------------------ run
     def run_info(self, protocol: Any, run_id: str | None = None) -> RunInfo:
-        from lab import __version__
-
         cfg = self.config
         seeds = dict(protocol.seeds()) if hasattr(protocol, "seeds") else {}
         preset = None
         if self.bench.simulated:
             seeds["simulation.seed"] = cfg.simulation.seed
             try:
-                from sim_backend import load_preset
-
                 preset = load_preset(cfg.simulation.preset).model_dump()
             except Exception:  # noqa: BLE001 - provenance only
                 preset = {"name": cfg.simulation.preset}
@@ -328,12 +344,18 @@ class Runner:
         )
 
     def run(self, protocol: Any, resume: Mapping[str, Any] | None = None, *, start_index: int = 0,
-            run_id: str | None = None) -> RunResult:
+            run_id: str | None = None, sample_state: Mapping[str, Any] | None = None) -> RunResult:
         """Run ``protocol`` (from ``resume``, a checkpoint state, if given).
+
+        ``sample_state``: a dry run's simulated sample as a checkpoint stored it; it is laid on
+        the twin after the safe-state commands, just before the plan's first operation.
 
         Returns the result of a complete run or of one stopped by :meth:`abort`; any other
         exit (exception, Ctrl-C, SIGTERM) re-raises after cleanup (see ``last_result``).
         """
+        if sample_state is not None and self.bench.twin is None:
+            raise PlanRejected(0, "resume", ValueError(
+                "the checkpoint holds a simulated sample's state: resume it as a dry run"))
         estimate = None
         if self.check and not getattr(protocol, "adaptive", False):
             estimate = self.dry_check(protocol, resume=resume)
@@ -344,80 +366,21 @@ class Runner:
             lock.acquire()
         try:
             with _sigterm_raises():
-                return self._run(protocol, resume, start_index, run_id, estimate)
+                return self._run(protocol, resume, start_index, run_id, estimate, sample_state)
         finally:
             if lock is not None:
                 lock.release()
 
     def _run(self, protocol: Any, resume: Mapping[str, Any] | None, start_index: int, run_id: str | None,
-             estimate: DryCheckReport | None) -> RunResult:
-        bench = self.bench
-        cfg = self.config
-        clock = bench.clock
-        self._abort.clear()
-        interrupt = getattr(clock, "interrupt", None)
-        if interrupt is not None:
-            interrupt.clear()
-        guard = SafetyGuard(cfg)
-        act = GuardedActuator(guard, bench.backend(), bench.timing, self.retry)
-        xbar = Crossbar(act, cfg)
-        info = self.run_info(protocol, run_id)
-        progress = BenchProgress(self.progress_enabled, description=info.protocol_name)
-        records: list[tuple[str, dict[str, Any]]] = []
+             estimate: DryCheckReport | None, sample_state: Mapping[str, Any] | None = None) -> RunResult:
+        s = self._session(protocol, run_id)
         status: RunStatus = "running"
         error: str | None = None
-        returned: Any = None
-        last_cp: tuple[int, dict[str, Any]] | None = None
-        n_ops = 0
-        wall0 = time.monotonic()
-        t0 = clock.now()
-        started: list[RunObserver] = []
-        gen = None
         pending: BaseException | None = None
+        gen = None
         try:
-            for obs in self.observers:
-                obs.start(info)
-                started.append(obs)
-            log.info("run %s: %s on %s%s", info.run_id, info.protocol_name, cfg.name,
-                     " (simulated)" if bench.simulated else "")
-            self._known_safe_state(guard)
-            xbar.prepare()
-            progress.start(estimate.op_estimates_s if estimate else None)
-            gen = protocol.steps(bench.info, resume=resume)
-            result: Any = None
-            index = start_index
-            first = True
-            while True:
-                self._checkpoint_controls()
-                try:
-                    op = next(gen) if first else gen.send(result)
-                except StopIteration as stop:
-                    returned = stop.value
-                    break
-                first = False
-                t_wall = time.time()
-                t_bench = clock.now()
-                before = _counters(act)
-                check_operation(op, cfg)
-                result = execute(op, xbar, guard)
-                n_ops += 1
-                rec = OperationRecord(
-                    index=index, op=op, result=result, t_wall=t_wall, t_bench=t_bench - t0,
-                    duration_bench=clock.now() - t_bench, settings=_settings(op, cfg, act, before),
-                    truth=bench.truth() if bench.twin is not None else None,
-                )
-                for obs in started:
-                    obs.operation(rec)
-                if isinstance(op, Checkpoint):
-                    last_cp = (index, dict(op.state))
-                    for obs in started:
-                        obs.checkpoint(index, op.state)
-                elif isinstance(op, Record):
-                    records.append((op.stream, dict(op.values)))
-                elif isinstance(op, Note):
-                    log.info("note: %s", op.text)
-                index += 1
-                progress.update(n_ops, clock.now() - t0)
+            gen = self._begin(s, protocol, resume, estimate, sample_state)
+            self._loop(s, gen, start_index)
             status = "complete"
         except RunAborted as exc:
             status, error = "aborted", str(exc) or "aborted"
@@ -429,47 +392,128 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001 - cleanup below, then re-raised
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             pending = exc
-            log.error("run %s failed at operation %d: %s", info.run_id, start_index + n_ops, error)
+            log.error("run %s failed at operation %d: %s", s.info.run_id, start_index + s.n_ops, error)
         finally:
-            progress.stop()
-            if gen is not None:
-                try:
-                    gen.close()
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("closing the protocol failed: %s", exc)
-            with _signals_deferred() as got:
-                errors = make_safe(bench.channels, bench.matrix, log)
-                guard.reset_state()
-            if errors:
-                msg = "; ".join(f"{step}: {e}" for step, e in errors)
-                log.error("bench NOT fully safe after run %s: %s", info.run_id, msg)
-                if status == "complete":
-                    status, error = "failed", f"cleanup failed: {msg}"
-                else:
-                    error = f"{error}; cleanup failed: {msg}"
-            for obs in started:
-                try:
-                    obs.finish(status, error)
-                except Exception as exc:  # noqa: BLE001 - every observer gets its finish
-                    log.error("observer %r failed to finish: %s", obs, exc)
-            self.last_result = RunResult(
-                status=status, n_operations=n_ops, bench_time_s=clock.now() - t0,
-                estimated_time_s=act.estimated_s, relay_operations=act.relay_operations,
-                commands=act.commands, measurements=act.measurements, retries=act.retries,
-                records=records, returned=returned, error=error,
-                last_checkpoint=last_cp[1] if last_cp else None,
-                last_checkpoint_index=last_cp[0] if last_cp else None,
-                wall_time_s=time.monotonic() - wall0, estimate=estimate,
-            )
-            log.info("run %s %s: %d operations, %.3f s of bench time, %d relay operations",
-                     info.run_id, status, n_ops, self.last_result.bench_time_s, act.relay_operations)
+            status, error, got = self._end(s, gen, status, error, estimate)
         if pending is not None:
             raise pending
         if got:
             raise KeyboardInterrupt if signal.SIGINT in got else Terminated("SIGTERM received during cleanup")
         if status == "failed" and error:
             raise HopbenchError(error)
+        assert self.last_result is not None
         return self.last_result
+
+    def _session(self, protocol: Any, run_id: str | None) -> "_Session":
+        self._abort.clear()
+        interrupt = getattr(self.bench.clock, "interrupt", None)
+        if interrupt is not None:
+            interrupt.clear()
+        guard = SafetyGuard(self.config)
+        act = GuardedActuator(guard, self.bench.backend(), self.bench.timing, self.retry)
+        return _Session(info=self.run_info(protocol, run_id), guard=guard, act=act,
+                        xbar=Crossbar(act, self.config), t0=self.bench.clock.now(), wall0=time.monotonic())
+
+    def _begin(self, s: "_Session", protocol: Any, resume: Mapping[str, Any] | None,
+               estimate: DryCheckReport | None, sample_state: Mapping[str, Any] | None) -> Any:
+        """Observers started, the bench in its known safe state, the plan generator made."""
+        bench = self.bench
+        for obs in self.observers:
+            obs.start(s.info)
+            s.started.append(obs)
+        log.info("run %s: %s on %s%s", s.info.run_id, s.info.protocol_name, self.config.name,
+                 " (simulated)" if bench.simulated else "")
+        self._known_safe_state(s.guard)
+        s.xbar.prepare()
+        self.progress.start(estimate.op_estimates_s if estimate else None, description=s.info.protocol_name)
+        if sample_state is not None:
+            # after the safe-state commands: the sample continues exactly where it stopped
+            bench.twin.bench.restore_sample(sample_state)
+        return protocol.steps(bench.info, resume=resume)
+
+    def _loop(self, s: "_Session", gen: Any, index: int) -> None:
+        result: Any = None
+        first = True
+        while True:
+            self._checkpoint_controls()
+            try:
+                op = next(gen) if first else gen.send(result)
+            except StopIteration as stop:
+                s.returned = stop.value
+                return
+            first = False
+            result = self._step(s, op, index)
+            index += 1
+            self.progress.update(s.n_ops, self.bench.clock.now() - s.t0)
+
+    def _step(self, s: "_Session", op: Operation, index: int) -> Any:
+        """Check, execute and report one operation; returns the result the plan receives."""
+        bench, cfg, clock = self.bench, self.config, self.bench.clock
+        t_wall = time.time()
+        t_bench = clock.now()
+        before = _counters(s.act)
+        check_operation(op, cfg)
+        result = execute(op, s.xbar, s.guard)
+        archived = op
+        if isinstance(op, Checkpoint) and bench.twin is not None:
+            # a dry run's archived checkpoint carries the sample too, so a resume continues
+            # the same film rather than a fresh one
+            archived = dataclasses.replace(op, state={**op.state, TWIN_STATE: bench.twin.bench.sample_state()})
+        s.n_ops += 1
+        rec = OperationRecord(
+            index=index, op=archived, result=result, t_wall=t_wall, t_bench=t_bench - s.t0,
+            duration_bench=clock.now() - t_bench, settings=_settings(op, cfg, s.act, before),
+            truth=bench.truth() if bench.twin is not None else None,
+        )
+        for obs in s.started:
+            obs.operation(rec)
+        if isinstance(op, Checkpoint):
+            s.last_cp = (index, dict(op.state))
+            for obs in s.started:
+                obs.checkpoint(index, op.state)
+        elif isinstance(op, Record):
+            s.records.append((op.stream, dict(op.values)))
+        elif isinstance(op, Note):
+            log.info("note: %s", op.text)
+        return result
+
+    def _end(self, s: "_Session", gen: Any, status: RunStatus, error: str | None,
+             estimate: DryCheckReport | None) -> tuple[RunStatus, str | None, Any]:
+        """Cleanup on every exit: plan closed, bench made safe, observers finished, result kept."""
+        bench, clock, act = self.bench, self.bench.clock, s.act
+        self.progress.stop()
+        if gen is not None:
+            try:
+                gen.close()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("closing the protocol failed: %s", exc)
+        with _signals_deferred() as got:
+            errors = make_safe(bench.channels, bench.matrix, log)
+            s.guard.reset_state()
+        if errors:
+            msg = "; ".join(f"{step}: {e}" for step, e in errors)
+            log.error("bench NOT fully safe after run %s: %s", s.info.run_id, msg)
+            if status == "complete":
+                status, error = "failed", f"cleanup failed: {msg}"
+            else:
+                error = f"{error}; cleanup failed: {msg}"
+        for obs in s.started:
+            try:
+                obs.finish(status, error)
+            except Exception as exc:  # noqa: BLE001 - every observer gets its finish
+                log.error("observer %r failed to finish: %s", obs, exc)
+        self.last_result = RunResult(
+            status=status, n_operations=s.n_ops, bench_time_s=clock.now() - s.t0,
+            estimated_time_s=act.estimated_s, relay_operations=act.relay_operations,
+            commands=act.commands, measurements=act.measurements, retries=act.retries,
+            records=s.records, returned=s.returned, error=error,
+            last_checkpoint=s.last_cp[1] if s.last_cp else None,
+            last_checkpoint_index=s.last_cp[0] if s.last_cp else None,
+            wall_time_s=time.monotonic() - s.wall0, estimate=estimate,
+        )
+        log.info("run %s %s: %d operations, %.3f s of bench time, %d relay operations",
+                 s.info.run_id, status, s.n_ops, self.last_result.bench_time_s, act.relay_operations)
+        return status, error, got
 
     def _known_safe_state(self, guard: SafetyGuard) -> None:
         """Whatever the bench was left in, start from sources 0 V, outputs off, relays open."""

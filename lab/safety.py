@@ -20,15 +20,14 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
 import numpy as np
 
 from lab.config import BenchConfig, Layout
-from lab.errors import CleanupError, RetryPolicy, RoutingError, SafetyError
+from lab.errors import RetryPolicy, SafetyError
 from lab.models import capability
-from lab.operations import Apply, Multiply, Operation, Pulse, ReadMatrix, ReadPair, Wait
 from lab.timing import Clock, TimingModel
 
 log = logging.getLogger("hopbench.safety")
 
 Scope = Literal["idle", "read", "write"]
-_TOL = 1e-9
+TOL = 1e-9
 
 
 class Backend(Protocol):
@@ -147,7 +146,7 @@ class SafetyGuard:
         worst = int(np.argmax(dv)) if dv.size else 0
         vmax = float(dv[worst]) if dv.size else 0.0
         a, b = (self.layout.lines[i] for i in self.layout.devices[worst]) if dv.size else ("", "")
-        if vmax > self.ceiling + _TOL:
+        if vmax > self.ceiling + TOL:
             raise SafetyError("limits.v_read_max_V", f"{what} would put {vmax:.4g} V across device {a}-{b}, "
                               f"above the read ceiling {self.limits.v_read_max_V} V in a {self.scope} operation")
         p = vmax * vmax * self.limits.g_max_expected_S
@@ -161,12 +160,12 @@ class SafetyGuard:
         """Some device now sees more than the read ceiling."""
         if self._writing is None:
             dv = self.device_voltage_bound(self.line_voltages())
-            self._writing = bool(dv.size) and float(dv.max()) > self.limits.v_read_max_V + _TOL
+            self._writing = bool(dv.size) and float(dv.max()) > self.limits.v_read_max_V + TOL
         return self._writing
 
     def check_level(self, bus: str, volts: float) -> None:
         self._known(bus)
-        if not math.isfinite(volts) or abs(volts) > self.v_line_max + _TOL:
+        if not math.isfinite(volts) or abs(volts) > self.v_line_max + TOL:
             raise SafetyError("limits.v_max_V", f"bus {bus}: {volts} V exceeds the line limit "
                               f"±{self.v_line_max} V ({self._v_line_why})")
         if volts != 0.0 and not self.outputs[bus]:
@@ -174,7 +173,7 @@ class SafetyGuard:
         levels = dict(self.levels)
         levels[bus] = volts
         vmax = self._check_devices(self.line_voltages(levels), f"bus {bus} at {volts} V")
-        self._pending = (bus, volts, vmax > self.limits.v_read_max_V + _TOL)
+        self._pending = (bus, volts, vmax > self.limits.v_read_max_V + TOL)
 
     def check_pulse(self, bus: str, volts: float, width_s: float) -> None:
         if not (width_s > 0 and width_s <= self.limits.pulse_width_max_s * (1 + 1e-9)):
@@ -427,134 +426,6 @@ def make_safe(channels: Mapping[str, Any], matrix: Any | None,
     return errors
 
 
-def raise_if_failed(errors: list[tuple[str, BaseException]]) -> None:
-    if errors:
-        raise CleanupError(errors)
-
-
-# ------------------------------------------------------------------ operation checks
-
-
-def effective_v_read(op: Operation, config: BenchConfig) -> float:
-    """The read voltage an operation will use (its own, or the bench default)."""
-    lim = config.limits
-    v = getattr(op, "v_read", None)
-    if isinstance(op, Multiply):
-        mixed = len({int(s) for s in op.pattern}) > 1
-        if v is None:
-            return min(lim.v_read, lim.v_read_max_V / 2) if mixed else lim.v_read
-        return float(v)
-    return lim.v_read if v is None else float(v)
-
-
-def check_operation(op: Operation, config: BenchConfig) -> None:
-    """Reject an operation whose parameters cannot be safe on this bench; names the parameter."""
-    lay = config.layout
-    lim = config.limits
-    kind = op.kind
-    n_lines = len(lay.lines)
-    n_drive = len(lay.by_role("drive"))
-
-    def line_name(i: int) -> str:
-        return lay.lines[i] if 0 <= i < n_lines else str(i)
-
-    def check_line(i: Any, field: str) -> int:
-        if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < n_lines:
-            raise SafetyError(f"{kind}.{field}", f"line {i!r} is not a line index 0..{n_lines - 1}")
-        if int(i) in lay.forbidden:
-            raise SafetyError(f"{kind}.{field}", f"line {line_name(int(i))} is in limits.forbidden_lines")
-        return int(i)
-
-    def check_v_read(v: float, ceiling: float, why: str = "") -> None:
-        if not (math.isfinite(v) and 0 < v <= ceiling * (1 + 1e-9)):
-            raise SafetyError(f"{kind}.v_read", f"{v} V not in (0, {ceiling:.4g}] V{why} (limits.v_read_max_V="
-                              f"{lim.v_read_max_V} V)")
-
-    if isinstance(op, (Apply, Pulse)):
-        volts = op.voltages()
-        for i, v in volts.items():
-            check_line(i, "line_voltages")
-            if not math.isfinite(v) or abs(v) > lim.v_max_V + _TOL:
-                raise SafetyError(f"{kind}.line_voltages", f"{v} V on line {line_name(i)} exceeds "
-                                  f"limits.v_max_V=±{lim.v_max_V} V")
-        if op.others not in ("ground", "float"):
-            raise SafetyError(f"{kind}.others", f"must be 'ground' or 'float', got {op.others!r}")
-        levels = {round(v, 9) for v in volts.values() if v != 0.0}
-        if len(levels) > n_drive:
-            raise RoutingError(f"{kind}.line_voltages", f"{len(levels)} distinct non-zero levels "
-                               f"{sorted(levels)} but the bench has {n_drive} drive bus(es)")
-        line_v = np.full(n_lines, 0.0 if op.others == "ground" else np.nan)
-        for i in lay.forbidden:
-            line_v[i] = np.nan
-        for i, v in volts.items():
-            line_v[i] = v
-        guard = SafetyGuard(config)
-        guard.scope = "write"
-        dv = guard.device_voltage_bound(line_v)
-        vmax = float(dv.max()) if dv.size else 0.0
-        p = vmax * vmax * lim.g_max_expected_S
-        if p > lim.power_max_W * (1 + 1e-9):
-            k = int(np.argmax(dv))
-            a, b = (line_name(int(x)) for x in lay.devices[k])
-            raise SafetyError(f"{kind}.line_voltages", f"device {a}-{b} would see {vmax:.4g} V and dissipate up "
-                              f"to {p:.3g} W > limits.power_max_W={lim.power_max_W} W")
-        writing = vmax > lim.v_read_max_V + _TOL
-        if isinstance(op, Apply):
-            if not math.isfinite(op.duration_s) or op.duration_s < 0:
-                raise SafetyError("apply.duration_s", f"{op.duration_s} s is not a duration")
-            if writing and op.duration_s > lim.pulse_width_max_s * (1 + 1e-9):
-                raise SafetyError("apply.duration_s", f"{op.duration_s} s above the read ceiling exceeds "
-                                  f"limits.pulse_width_max_s={lim.pulse_width_max_s} s (use a Pulse train)")
-        else:
-            if not (math.isfinite(op.width_s) and 0 < op.width_s <= lim.pulse_width_max_s * (1 + 1e-9)):
-                raise SafetyError("pulse.width_s", f"{op.width_s} s not in (0, limits.pulse_width_max_s="
-                                  f"{lim.pulse_width_max_s}] s")
-            if not isinstance(op.count, (int, np.integer)) or op.count < 1:
-                raise SafetyError("pulse.count", f"{op.count!r} is not a positive count")
-            if not (math.isfinite(op.period) and op.period >= op.width_s):
-                raise SafetyError("pulse.period_s", f"{op.period_s} s is shorter than the width {op.width_s} s")
-    elif isinstance(op, ReadPair):
-        a = check_line(op.a, "a")
-        b = check_line(op.b, "b")
-        if (a, b) not in lay.device_index:
-            raise SafetyError(f"{kind}.b", f"no device joins lines {line_name(a)} and {line_name(b)}")
-        check_v_read(effective_v_read(op, config), lim.v_read_max_V)
-        _check_repeats_scheme(op)
-    elif isinstance(op, ReadMatrix):
-        if op.devices is not None:
-            n_dev = len(lay.devices)
-            for d in op.devices:
-                if not isinstance(d, (int, np.integer)) or not 0 <= int(d) < n_dev:
-                    raise SafetyError("read_matrix.devices", f"{d!r} is not a device index 0..{n_dev - 1}")
-                for line in lay.devices[int(d)]:
-                    if int(line) in lay.forbidden:
-                        raise SafetyError("read_matrix.devices", f"device {d} touches forbidden line "
-                                          f"{line_name(int(line))}")
-        check_v_read(effective_v_read(op, config), lim.v_read_max_V)
-        _check_repeats_scheme(op)
-    elif isinstance(op, Multiply):
-        n = len(lay.neuron_lines)
-        if len(op.pattern) != n or any(s not in (1, -1) for s in op.pattern):
-            raise SafetyError("multiply.pattern", f"needs {n} values of ±1, got {list(op.pattern)[:8]}"
-                              f"{'...' if len(op.pattern) > 8 else ''} ({len(op.pattern)} values)")
-        for i in op.neurons or ():
-            if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < n:
-                raise SafetyError("multiply.neurons", f"{i!r} is not a neuron index 0..{n - 1}")
-        for i, lines in enumerate(lay.neuron_lines):
-            for line in lines:
-                if line in lay.forbidden:
-                    raise SafetyError("multiply.pattern", f"neuron {i} owns forbidden line {line_name(line)}")
-        signs = {int(s) for s in op.pattern}
-        mixed = len(signs) > 1
-        check_v_read(effective_v_read(op, config), lim.v_read_max_V / 2 if mixed else lim.v_read_max_V,
-                     " (a mixed pattern puts 2·v_read across devices)" if mixed else "")
-        if len(signs) > n_drive:
-            raise RoutingError("multiply.pattern", f"a mixed ±1 pattern needs 2 drive buses, the bench has {n_drive}")
-    elif isinstance(op, Wait):
-        if not (math.isfinite(op.seconds) and op.seconds >= 0):
-            raise SafetyError("wait.seconds", f"{op.seconds} s is not a duration")
-
-
 def _hardware_current(config: BenchConfig, bus: str) -> tuple[float, str]:
     """The largest current limit the bus's hardware takes at the bench's line limit, and why."""
     b = config.buses[bus]
@@ -566,10 +437,3 @@ def _hardware_current(config: BenchConfig, bus: str) -> tuple[float, str]:
     if carry < smu:
         return carry, f"the carry rating of the {matrix} relays the bus goes through"
     return smu, f"what a {model} can hold at limits.v_max_V={v} V (DC)"
-
-
-def _check_repeats_scheme(op: ReadPair | ReadMatrix) -> None:
-    if not isinstance(op.repeats, (int, np.integer)) or op.repeats < 1:
-        raise SafetyError(f"{op.kind}.repeats", f"{op.repeats!r} is not a positive count")
-    if op.scheme not in ("guarded", "floating"):
-        raise SafetyError(f"{op.kind}.scheme", f"must be 'guarded' or 'floating', got {op.scheme!r}")

@@ -25,6 +25,10 @@ class Protocol(BaseModel):
     # An adaptive protocol chooses later operations from measured results, so a dry
     # check can only replay it with placeholder results.
     adaptive: ClassVar[bool] = False
+    # Which figure a report draws for each record stream this protocol yields:
+    # "accuracy" (scores per epoch), "recall" (cue → answer glyphs), "curves" (a quantity
+    # against the protocol's swept variable). Streams not named get no figure.
+    figures: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -30,6 +30,7 @@ from .retention import fit_relaxation
 
 class Characterize(Protocol):
     name: ClassVar[str] = "characterize"
+    figures: ClassVar[Mapping[str, str]] = {"characterize_device": "curves", "characterize": "curves"}
     adaptive: ClassVar[bool] = True
 
     pairs: tuple[tuple[int | str, int | str], ...] = ((0, 1),)

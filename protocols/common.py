@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lab.operations import BenchInfo, MatrixResult
+from lab.operations import BenchInfo
 
 from .patterns import DEFAULT_SET, PatternSet, load_patterns
 
@@ -124,11 +124,6 @@ def field_matrix(bench: BenchInfo, values: "np.ndarray | float") -> np.ndarray:
     return f
 
 
-def adjacency(bench: BenchInfo) -> np.ndarray:
-    """(N, N) bool: some device carries input j into output i."""
-    return field_matrix(bench, 1.0) > 0
-
-
 def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
     """(N, N) matrix of device conductances, symmetrised, NaN on the diagonal and where no device.
 
@@ -150,10 +145,6 @@ def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
     m[count == 0] = np.nan
     np.fill_diagonal(m, np.nan)
     return m
-
-
-def matrix_of(bench: BenchInfo, result: MatrixResult) -> np.ndarray:
-    return symmetric_matrix(bench, result.g)
 
 
 def reference_offset(

@@ -21,6 +21,7 @@ class IVSweep(Protocol):
     """
 
     name: ClassVar[str] = "iv_sweep"
+    figures: ClassVar[Mapping[str, str]] = {"iv": "curves"}
 
     a: int | str = 0
     b: int | str = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -22,14 +23,8 @@ class PatternFileError(ValueError):
     """A pattern file or a pattern request that is malformed; the message names the entry."""
 
 
-def data_dir() -> Path:
-    # protocols may import only lab, so find the shipped data folder ourselves: the source
-    # tree has data/, a built wheel carries the same folder as hopbench_data/.
-    root = Path(__file__).resolve().parents[1]
-    for candidate in (root / "data", root / "hopbench_data"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"hopbench data folder not found next to {root} (looked for data/ and hopbench_data/)")
+# Shipped pattern sets: protocols/data in the wheel (a link to the repository's data/patterns).
+PATTERN_SETS = Path(str(files("protocols") / "data"))
 
 
 @dataclass(frozen=True)
@@ -174,10 +169,10 @@ def pattern_file(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".txt" and p.exists():
         return p
-    candidate = data_dir() / "patterns" / f"{name_or_path}.txt"
+    candidate = PATTERN_SETS / f"{name_or_path}.txt"
     if candidate.exists():
         return candidate
-    known = sorted(q.stem for q in (data_dir() / "patterns").glob("*.txt"))
+    known = sorted(q.stem for q in PATTERN_SETS.glob("*.txt"))
     raise PatternFileError(f"unknown pattern set {str(name_or_path)!r}; shipped sets: {', '.join(known)}")
 
 

@@ -29,6 +29,7 @@ class Recall(Protocol):
     """
 
     name: ClassVar[str] = "recall"
+    figures: ClassVar[Mapping[str, str]] = {"recall": "recall", "recall_summary": "accuracy"}
     adaptive: ClassVar[bool] = True
 
     patterns: PatternChoice

@@ -30,6 +30,7 @@ class Retention(Protocol):
     """
 
     name: ClassVar[str] = "retention"
+    figures: ClassVar[Mapping[str, str]] = {"retention": "curves"}
 
     pairs: tuple[tuple[int | str, int | str], ...] = ((0, 1),)
     times_s: tuple[float, ...] = (0.0, 1.0, 10.0, 100.0, 1000.0)

@@ -15,6 +15,8 @@ when the state is looked at, the drive changes, or the array sits idle.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -165,6 +167,31 @@ class DeviceArray:
             self._drive.live = False
         self._pending = 0.0
         self._x[:] = value
+        self.version += 1
+
+    def sample_state(self) -> dict[str, Any]:
+        """What a sample carries from one run to the next: the texture of every device and
+        the pending relaxation, plus the cycle-noise pool (so a continued run draws the same
+        noise an uninterrupted one would). The device-to-device spread is not included: it is
+        the seed's, and a restored array must be built from the same seed and preset."""
+        self._write_back()
+        return {"x": self._x.copy(), "pending": float(self._pending), "pool": self._pool.copy(),
+                "pool_offset": int(self._pool_offset), "pool_cursor": int(self._pool_cursor),
+                "film_temperature_K": float(self.film_temperature_K)}
+
+    def restore_sample(self, state: Mapping[str, Any]) -> None:
+        x = np.asarray(state["x"], dtype=np.float32)
+        if x.shape != self._x.shape:
+            raise ValueError(f"sample state holds {x.shape[0]} devices; this array has {self._x.shape[0]}")
+        if self._drive is not None:
+            self._drive.live = False
+        self._drive = None
+        self._x[:] = x
+        self._pending = float(state["pending"])
+        self._pool = np.asarray(state["pool"], dtype=np.float32).copy()
+        self._pool_offset = int(state["pool_offset"])
+        self._pool_cursor = int(state["pool_cursor"])
+        self.film_temperature_K = float(state["film_temperature_K"])
         self.version += 1
 
     def conductance(self) -> np.ndarray:

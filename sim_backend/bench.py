@@ -69,6 +69,28 @@ class SimulatedBench:
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
 
+    # -- the sample -----------------------------------------------------------
+    def sample_state(self) -> dict[str, Any]:
+        """The sample's whole dynamic state, enough to continue it in another process: device
+        textures, the generator, the virtual clock, the integrator's step hint. Restore it on
+        a bench built with the same topology, preset and seed (which fix the device spread)."""
+        with self.lock:
+            return {**self.array.sample_state(), "rng": self.rng.bit_generator.state,
+                    "clock_s": self.clock.now, "chunk_hint": float(self._chunk_hint),
+                    "seed": self.seed, "preset": self.preset.name, "n_devices": self.array.n_devices}
+
+    def restore_sample(self, state: Mapping[str, Any]) -> None:
+        with self.lock:
+            for key, mine in (("n_devices", self.array.n_devices), ("seed", self.seed), ("preset", self.preset.name)):
+                if state[key] != mine:
+                    raise ValueError(f"the sample's {key} is {state[key]!r}, this simulated bench's {mine!r}: "
+                                     "a sample continues only on the bench that made it")
+            self.array.restore_sample(state)
+            self.rng.bit_generator.state = state["rng"]
+            self.clock.advance(max(float(state["clock_s"]) - self.clock.now, 0.0))
+            self._chunk_hint = float(state["chunk_hint"])
+            self._cached = None
+
     # -- sources -------------------------------------------------------------
     def _source(self, bus: str) -> Source:
         try:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .datafiles import data_path
 
 NonNeg = Field(ge=0.0)
 
@@ -114,8 +114,12 @@ def _validate(data: Mapping[str, Any], origin: str) -> DevicePreset:
         raise PresetError(_describe(err, origin)) from None
 
 
+# Shipped presets: sim_backend/data in the wheel (a link to the repository's data/presets).
+PRESETS = Path(str(files("sim_backend") / "data"))
+
+
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in data_path("presets").glob("*.toml"))
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
 
 
 def load_preset(
@@ -130,7 +134,7 @@ def load_preset(
     else:
         path = Path(source)
         if path.suffix != ".toml" and not path.exists():
-            path = data_path("presets", f"{source}.toml")
+            path = PRESETS / f"{source}.toml"
             if not path.exists():
                 raise PresetError(
                     f"unknown device preset {str(source)!r}; shipped presets: {', '.join(preset_names())}"

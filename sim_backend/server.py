@@ -16,6 +16,9 @@ reconnect) or hangs the pseudo-terminal up (the port is gone, like an unplugged 
 One thread per instrument multiplexes its listener and connections, so an instrument
 handles one message at a time, as a real one does; :meth:`SimServer.stop` wakes every
 thread, joins it and closes every socket and file descriptor.
+
+Pseudo-terminals exist on POSIX systems only: elsewhere this module imports and serves
+TCP as usual, and serving an instrument over a pty raises :class:`PtyUnavailable`.
 """
 from __future__ import annotations
 
@@ -26,13 +29,21 @@ import socket
 import struct
 import threading
 import time
-import tty
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from .instruments.base import Response, SimInstrument
 
+try:
+    import tty  # POSIX only (it needs termios): the pty transport alone uses it
+except ImportError:  # Windows
+    tty = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+
+
+class PtyUnavailable(RuntimeError):
+    """Serial instruments are served on pseudo-terminals, which this system does not have."""
 
 LogEntry = tuple[float, str, str]  # (wall time, instrument name, message)
 
@@ -67,7 +78,9 @@ class _Endpoint:
         self.command_log = command_log
         self.stop_event = stop
         self.selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe()
+        # a socket pair, not a pipe: a selector on Windows watches sockets only
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.thread = threading.Thread(target=self._run, name=f"sim-{instrument.name}", daemon=True)
         self.resource = ""
@@ -77,7 +90,7 @@ class _Endpoint:
 
     def wake(self) -> None:
         try:
-            os.write(self._wake_w, b"x")
+            self._wake_w.send(b"x")
         except OSError:
             pass
 
@@ -112,8 +125,8 @@ class _Endpoint:
         for key in list(self.selector.get_map().values()):
             self._close_fileobj(key.fileobj)
         self.selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _close_fileobj(self, fileobj: Any) -> None:
         if fileobj == self._wake_r:
@@ -181,6 +194,11 @@ class _TcpEndpoint(_Endpoint):
 
 class _PtyEndpoint(_Endpoint):
     def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event) -> None:
+        if tty is None or not hasattr(os, "openpty"):
+            raise PtyUnavailable(
+                f"{instrument.name}: serial (pty) simulation needs a POSIX system; "
+                "serve this instrument over TCP instead"
+            )
         super().__init__(instrument, command_log, stop)
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)  # no echo, no line editing: a plain byte pipe like RS-232

@@ -8,13 +8,17 @@ no config objects, so the simulator stays usable on its own)::
      "contact_resistance_ohm": 1.0, "source_resistance_ohm": 0.0, "realtime": false,
      "instruments": [
        {"name": "smu1", "model": "keithley2636b", "resource": "TCPIP::192.168.1.21::5025::SOCKET",
-        "channels": {"a": "drive_pos", "b": "drive_neg"}},
+        "channels": {"a": "drive_pos", "b": "drive_neg"},
+        "limits": {"v_max": 202.0, "i_max": 1.515, "nplc_min": 0.001, "nplc_max": 25.0}},
        {"name": "matrix", "model": "keithley707b", "resource": "TCPIP::192.168.1.20::5025::SOCKET",
-        "cards": 3, "crosspoints": {"1A01": ["drive_pos", "C0"]}, "settling_time_s": 0.003}]}
+        "cards": 3, "crosspoints": {"1A01": ["drive_pos", "C0"]}, "settling_time_s": 0.003,
+        "limits": {"max_cards": 6}}]}
 
 Source-meter channels name the buses they drive; matrix crosspoints join a bus to a device
-line. The twin's instruments are reached in process (:meth:`Twin.visa_library`) or over
-sockets and pseudo-terminals (:meth:`Twin.serve`) by the bench file's own resource strings.
+line. ``limits`` (optional) are what the model can do, in place of the simulator's
+datasheet defaults (see :mod:`sim_backend.instruments`). The twin's instruments are
+reached in process (:meth:`Twin.visa_library`) or over sockets and pseudo-terminals
+(:meth:`sim_backend.server.SimServer.from_twin`) by the bench file's own resource strings.
 """
 from __future__ import annotations
 
@@ -23,9 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .instruments import MODELS
+from . import PresetError, SimulatedBench, crossbar, film, load_preset
+from .instruments import MODELS, create
 from .instruments.base import SimInstrument
 from .instruments.keithley707b import Keithley707B
+from .visa_library import SimVisaLibrary
 
 _CHANNEL_ID = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
 _TOP_KEYS = {
@@ -45,17 +51,9 @@ class Twin:
     by_resource: dict[str, SimInstrument]
     spec: dict[str, Any] = field(default_factory=dict)
 
-    def visa_library(self) -> Any:
+    def visa_library(self) -> SimVisaLibrary:
         """A fresh in-process VISA library serving these instruments by their resource strings."""
-        from .visa_library import SimVisaLibrary
-
         return SimVisaLibrary(self.by_resource)
-
-    def serve(self, host: str = "127.0.0.1") -> Any:
-        """A (not yet started) SimServer for these instruments; use it as a context manager."""
-        from .server import SimServer
-
-        return SimServer.from_twin(self, host=host)
 
     @property
     def matrices(self) -> dict[str, Keithley707B]:
@@ -69,8 +67,6 @@ def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 def _topology(spec: Mapping[str, Any]) -> Any:
-    from . import crossbar, film
-
     topo = _require(spec, "topology", "the spec")
     if not isinstance(topo, Mapping):
         raise TwinSpecError(f"twin spec: topology must be a table, got {topo!r}")
@@ -148,8 +144,6 @@ def _crosspoints(entry: Mapping[str, Any], where: str, line_names: set[str]) -> 
 
 def build_twin(spec: Mapping[str, Any]) -> Twin:
     """Build the simulated bench and its instruments from a plain-dict spec."""
-    from . import PresetError, SimulatedBench, load_preset
-
     if not isinstance(spec, Mapping):
         raise TwinSpecError(f"twin spec must be a table, got {type(spec).__name__}")
     unknown = set(spec) - _TOP_KEYS
@@ -203,17 +197,26 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
 
     instruments: dict[str, SimInstrument] = {}
     by_resource: dict[str, SimInstrument] = {}
-    for entry in entries:
-        cls = MODELS[entry["model"]]
-        if issubclass(cls, Keithley707B):
-            kwargs: dict[str, Any] = {}
-            if entry.get("cards") is not None:  # None: as many as the model holds
-                kwargs["cards"] = int(entry["cards"])
-            if entry.get("settling_time_s") is not None:
-                kwargs["settling_time_s"] = float(entry["settling_time_s"])
-            inst = cls(entry["name"], bench, **kwargs)
-        else:
-            inst = cls(entry["name"], bench, channels=dict(entry["channels"]))
+    for i, entry in enumerate(entries):
+        inst = _instrument(entry, f"instruments[{i}] ({entry['name']})", bench)
         instruments[entry["name"]] = inst
         by_resource[entry["resource"]] = inst
     return Twin(bench=bench, instruments=instruments, by_resource=by_resource, spec=dict(spec))
+
+
+def _instrument(entry: Mapping[str, Any], where: str, bench: Any) -> SimInstrument:
+    kwargs: dict[str, Any] = {}
+    if issubclass(MODELS[entry["model"]], Keithley707B):
+        if entry.get("cards") is not None:  # None: as many as the model holds
+            kwargs["cards"] = int(entry["cards"])
+        if entry.get("settling_time_s") is not None:
+            kwargs["settling_time_s"] = float(entry["settling_time_s"])
+    else:
+        kwargs["channels"] = dict(entry["channels"])
+    limits = entry.get("limits")
+    if limits is not None and not isinstance(limits, Mapping):
+        raise TwinSpecError(f"twin spec: {where}.limits must be a table, got {limits!r}")
+    try:
+        return create(entry["model"], entry["name"], bench, limits=limits, **kwargs)
+    except ValueError as exc:
+        raise TwinSpecError(f"twin spec: {where}: {exc}") from None

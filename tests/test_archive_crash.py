@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lab.archive_reader import list_runs, open_run
+from lab.archive import list_runs, open_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent

@@ -7,10 +7,9 @@ import pytest
 
 pytest.importorskip("lab.runner", reason="needs the runner (lab/runner.py)")
 
-from lab.archive import ArchiveWriter  # noqa: E402
-from lab.archive_reader import open_run  # noqa: E402
+from lab.archive import ArchiveWriter, open_run  # noqa: E402
 from lab.bench import Bench  # noqa: E402
-from lab.figures import report  # noqa: E402
+from lab.app.report import report  # noqa: E402
 from lab.runner import Runner  # noqa: E402
 from protocols import hopfield_reference as ref  # noqa: E402
 from protocols.common import CueChoice, glyphs  # noqa: E402

@@ -5,11 +5,19 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from lab.archive import ArchiveWriter
-from lab.archive_reader import open_run
-from lab.figures import convergence_metrics, recall_grid, report, save
+from lab.archive import ArchiveWriter, open_run
+from lab.app.figures import convergence_metrics, recall_grid, save
+from lab.app.report import report
 from lab.operations import Record
+from protocols.base import Protocol
 from test_archive_synthetic import SyntheticRun, film_bench, run_info
+
+
+class SyntheticTrain(Protocol):
+    """The synthetic run's protocol, declaring which of its streams get which figure."""
+
+    name = "synthetic_train"
+    figures = {"accuracy": "accuracy", "recall": "recall", "characterize_amplitude": "curves"}
 
 
 def _png_ok(path, min_bytes=8_000):

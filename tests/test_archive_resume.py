@@ -9,8 +9,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from lab.archive import ArchiveError, ArchiveWriter
-from lab.archive_reader import open_run
+from lab.archive import ArchiveError, ArchiveWriter, open_run
 from test_archive_synthetic import SyntheticRun, film_bench, run_info
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab.archive import LAYOUT_VERSION, ArchiveError, ArchiveWriter
-from lab.archive_reader import list_runs, open_run
+from lab.archive import LAYOUT_VERSION, ArchiveError, ArchiveFormatError, ArchiveWriter, list_runs, open_run
 from lab.operations import Apply, ApplyResult, BenchInfo, MatrixResult, Note, Pulse, ReadMatrix, Record
 from test_archive_synthetic import SyntheticRun, film_bench, run_info, write_synthetic
 
@@ -181,8 +180,6 @@ def test_small_crossbar_and_odd_values(tmp_path):
 
 
 def test_reader_names_what_it_cannot_read(tmp_path):
-    from lab.archive_reader import ArchiveFormatError
-
     write_synthetic(tmp_path / "future.h5", epochs=1, n=6)
     with h5py.File(tmp_path / "future.h5", "r+") as f:
         f.attrs["hopbench_layout_version"] = LAYOUT_VERSION + 1

@@ -1,8 +1,8 @@
-"""Every ``hopbench`` command, run as a user runs it: a subprocess with real files."""
+"""Every ``hopbench`` command with real files: in process, except where the test is about the
+process itself (Ctrl-C of a server, a SIGKILLed run)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,16 +13,12 @@ import h5py
 import pytest
 import pyvisa
 
+from conftest import hopbench
+
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BENCH = ROOT / "data" / "benches" / "sim-film35.toml"
 REAL_BENCH = ROOT / "data" / "benches" / "707b-2x2636b.toml"
 COMMANDS = ["demo", "run", "check", "estimate", "sim-server", "report", "ls", "sweep"]
-
-
-def hopbench(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -104,7 +100,7 @@ def test_report_of_a_missing_file_fails_cleanly(tmp_path: Path) -> None:
 
 
 def test_sim_server_serves_pyvisa_clients_and_stops_on_ctrl_c() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "sim-server", "--bench", str(SIM_BENCH),
+    proc = subprocess.Popen([sys.executable, "-m", "lab.app.cli", "sim-server", "--bench", str(SIM_BENCH),
                              "--json", "--for", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         resources = json.loads(proc.stdout.readline())
@@ -136,7 +132,7 @@ def _checkpoints(path: Path) -> int:
 def test_a_killed_run_resumes_into_the_same_file(tmp_path: Path) -> None:
     args = ["run", "train_hopfield", "--dry-run", "--out", str(tmp_path), "--quiet", "--json",
             "--set", "epochs=6", "--set", "read_every=1"]
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "lab.app.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 90
@@ -155,8 +151,7 @@ def test_a_killed_run_resumes_into_the_same_file(tmp_path: Path) -> None:
             proc.kill()
     with h5py.File(archive, "r", swmr=True) as f:
         assert f["entry/status"].asstr()[()] == "running"
-    res = hopbench("run", "train_hopfield", "--resume", str(archive), "--dry-run", "--quiet", "--json",
-                   timeout=240)
+    res = hopbench("run", "train_hopfield", "--resume", str(archive), "--dry-run", "--quiet", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["archive"] == str(archive)
     with h5py.File(archive, "r") as f:

@@ -11,7 +11,7 @@ import h5py
 import pandas as pd
 import pytest
 
-from lab.sweep import SweepSpec, expand, load_sweep
+from lab.app.sweep import SweepSpec, expand, load_sweep
 
 SWEEP = """
 protocol = "read_conductances"
@@ -29,7 +29,7 @@ def test_sweep_on_a_local_cluster_records_a_failed_point_and_goes_on(tmp_path: P
     spec.write_text(SWEEP)
     out = tmp_path / "out"
     res = subprocess.run(
-        [sys.executable, "-m", "lab.cli", "sweep", str(spec), "--workers", "2", "--out", str(out), "--json"],
+        [sys.executable, "-m", "lab.app.cli", "sweep", str(spec), "--workers", "2", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=240, env={**os.environ, "COLUMNS": "200"},
     )
     assert res.returncode == 0, res.stderr

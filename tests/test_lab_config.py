@@ -14,14 +14,14 @@ from lab.config import load_bench, loads_bench, parse_bench
 from lab.errors import ConfigError
 from lab.models import MODELS
 from sim_backend import crossbar, film
-from sim_backend.datafiles import data_path
+from lab.config import SHIPPED_BENCHES
 from sim_backend.twin import build_twin
 
 SHIPPED = ["sim-film35", "sim-crossbar35-sot", "707b-2x2636b", "707b-3x2450"]
 
 
 def base() -> dict:
-    return tomllib.loads(data_path("benches", "sim-film35.toml").read_text())
+    return tomllib.loads((SHIPPED_BENCHES / "sim-film35.toml").read_text())
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -5,9 +5,7 @@ them with the calibrated value in its wiring, and a clamped source stops the ope
 """
 from __future__ import annotations
 
-import copy
 import time
-import tomllib
 from collections import Counter
 
 import numpy as np
@@ -17,7 +15,7 @@ from lab.bench import Bench, PaperBench
 from lab.config import load_bench, parse_bench
 from lab.crossbar import ComplianceHit, Crossbar, plan_floating_reads, plan_guarded_reads
 from lab.safety import GuardedActuator, SafetyGuard
-from sim_backend.datafiles import data_path
+from conftest import film_bench_dict
 
 SIGMA = 0.03 * 2e-6  # film-amr read noise: 3 % of the 2 µS window
 
@@ -25,13 +23,9 @@ SIGMA = 0.03 * 2e-6  # film-amr read noise: 3 % of the 2 µS window
 def film_config(n: int = 35, contact: float = 1.0, calibrated: float | None = None):
     """The default bench at ``n`` nodes; the twin's contacts are ``contact`` Ω, the bench
     file's calibration ``calibrated`` (default: right)."""
-    d = copy.deepcopy(tomllib.loads(data_path("benches", "sim-film35.toml").read_text()))
+    d = film_bench_dict(n)
     d["simulation"]["contact_resistance_ohm"] = contact
     d["wiring"]["contact_resistance_ohm"] = contact if calibrated is None else calibrated
-    if n != 35:
-        d["array"]["n"] = n
-        d["instruments"][0]["cards"] = 1
-        d["wiring"]["lines"] = {f"C{i}": [1, i + 1] for i in range(n)}
     return parse_bench(d, f"film{n}.toml")
 
 

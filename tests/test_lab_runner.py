@@ -1,7 +1,6 @@
 """The runner on the simulated bench: plans run end to end, every exit leaves the bench safe."""
 from __future__ import annotations
 
-import copy
 import io
 import json
 import os
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +26,10 @@ from lab.lock import BenchLock
 from lab.operations import (
     Apply, Checkpoint, Multiply, Note, Pulse, ReadMatrix, ReadPair, Record, Wait,
 )
-from lab.progress import BenchProgress
+from lab.app.progress import BenchProgress
 from lab.runner import Runner
 from protocols.base import Protocol
-from sim_backend.datafiles import data_path
+from conftest import film_bench_dict
 from sim_backend.server import SimServer
 from sim_backend.twin import build_twin
 
@@ -39,12 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench_dict(n: int = 6) -> dict:
-    d = copy.deepcopy(tomllib.loads(data_path("benches", "sim-film35.toml").read_text()))
-    if n != 35:
-        d["array"]["n"] = n
-        d["instruments"][0]["cards"] = 1
-        d["wiring"]["lines"] = {f"C{i}": [1, i + 1] for i in range(n)}
-    return d
+    return film_bench_dict(n)
 
 
 def small(n: int = 6, timeout_ms: int | None = None):
@@ -119,13 +112,6 @@ class Log:
 
     def finish(self, status, error=None):
         self.events.append(("finish", status, error))
-
-
-@pytest.fixture
-def film35():
-    bench = Bench.open("sim-film35")
-    yield bench
-    bench.close()
 
 
 def test_small_protocol_end_to_end_on_the_35_node_bench(film35: Bench) -> None:
@@ -458,7 +444,7 @@ def test_progress_bar_shows_bench_time_eta() -> None:
 def test_runner_with_progress_enabled_runs() -> None:
     bench = Bench.open(small(), simulate=True)
     try:
-        res = Runner(bench, progress=True).run(ReadOnce())
+        res = Runner(bench, progress=BenchProgress(True)).run(ReadOnce())
         assert res.status == "complete"
     finally:
         bench.close()

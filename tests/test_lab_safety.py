@@ -1,7 +1,6 @@
 """The safety guard: every action checked, bad operation parameters named, cleanup complete."""
 from __future__ import annotations
 
-import copy
 import tomllib
 
 import numpy as np
@@ -12,18 +11,13 @@ from lab.config import parse_bench
 from lab.crossbar import Crossbar
 from lab.errors import RoutingError, SafetyError
 from lab.operations import Apply, Multiply, Pulse, ReadMatrix, ReadPair, Wait
-from lab.safety import GuardedActuator, SafetyGuard, check_operation, make_safe
-from sim_backend.datafiles import data_path
+from lab.opcheck import check_operation
+from lab.safety import GuardedActuator, SafetyGuard, make_safe
+from conftest import FILM_BENCH, film_config
 
 
 def small_config(n: int = 6, **limits: object):
-    d = tomllib.loads(data_path("benches", "sim-film35.toml").read_text())
-    d = copy.deepcopy(d)
-    d["array"]["n"] = n
-    d["instruments"][0]["cards"] = 1
-    d["wiring"]["lines"] = {f"C{i}": [1, i + 1] for i in range(n)}
-    d["limits"].update(limits)
-    return parse_bench(d, "small.toml")
+    return film_config(n, **limits)
 
 
 def paper(cfg=None):
@@ -104,7 +98,7 @@ def test_outputs_need_a_limit_first_and_limits_stay_within_the_bus() -> None:
 
 
 def test_limits_stay_within_what_the_hardware_holds_at_the_line_limit() -> None:
-    d = tomllib.loads(data_path("benches", "sim-film35.toml").read_text())
+    d = tomllib.loads(FILM_BENCH.read_text())
     d["limits"]["v_max_V"] = 100.0
     d["buses"]["guard"]["compliance_A"] = 0.5  # a 2636B's 1.515 A, but only up to 20 V
     guard = SafetyGuard(parse_bench(d, "hv.toml"))

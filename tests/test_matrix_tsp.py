@@ -5,8 +5,10 @@ import pytest
 
 from sim_backend.instruments.tsp import (
     Assign,
+    AssignList,
     Call,
     Literal,
+    Local,
     Name,
     Negate,
     TspInterpreter,
@@ -96,3 +98,32 @@ def test_runtime_errors_name_the_problem(tsp, chunk, text):
 
 def test_globals_and_unknown_fields(tsp):
     assert tsp.execute("y = 4 print(y, undefined, smua.source.unknown)") == ["4.00000e+00\tnil\tnil"]
+
+
+def test_locals_and_multiple_assignment_parse():
+    assert parse("local i, v = smua.measure.iv() local c a, b = 1, 2") == [
+        Local(("i", "v"), (Call("smua.measure.iv"),)),
+        Local(("c",)),
+        AssignList(("a", "b"), (Literal(1.0), Literal(2.0))),
+    ]
+    for chunk in ("local smua.x = 1", "local = 1", "a, = 1"):
+        with pytest.raises(TspSyntaxError):
+            parse(chunk)
+
+
+def test_locals_take_multiple_results_and_end_with_the_chunk(tsp):
+    assert tsp.execute("smua.source.levelv = 2 local i, v, w = smua.measure.iv() print(v, i, w)") == [
+        "2.00000e+00\t1.00000e-03\tnil"
+    ]
+    assert tsp.execute("local c = 5 c = c print(c)") == ["5.00000e+00"]
+    assert tsp.execute("print(c, i)") == ["nil\tnil"]  # gone with their chunk
+    assert tsp.execute("a, b = smua.measure.iv() print(b, a)") == ["2.00000e+00\t1.00000e-03"]
+    assert tsp.execute("print(a)") == ["1.00000e-03"]  # a global stays
+
+
+def test_printed_lines_survive_a_host_error(tsp):
+    tsp.function("refuse", lambda: (_ for _ in ()).throw(ValueError("no")))
+    printed: list[str] = []
+    with pytest.raises(ValueError):
+        tsp.execute("print(1) refuse() print(2)", printed)
+    assert printed == ["1.00000e+00"]

@@ -129,8 +129,7 @@ def test_software_and_materio_fields_use_the_same_weights(xbar):
 
 
 def test_records_reach_the_archive(xbar, tmp_path):
-    from lab.archive import ArchiveWriter
-    from lab.archive_reader import open_run
+    from lab.archive import ArchiveWriter, open_run
 
     path = tmp_path / "ed.h5"
     res = Runner(xbar, observers=[ArchiveWriter(path)]).run(

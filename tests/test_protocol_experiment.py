@@ -3,7 +3,7 @@ import pytest
 
 from lab.bench import Bench
 from lab.runner import Runner
-from protocols.experiment import ExperimentConfig, experiment_summary, run_experiment
+from lab.app.experiment import ExperimentConfig, experiment_summary, run_experiment
 
 
 @pytest.fixture()

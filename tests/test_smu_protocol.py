@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from pymeasure.test import expected_protocol
 
+from drivers.capabilities import capability
 from drivers.errors import (
     BadReply,
     ComplianceTripped,
@@ -421,3 +422,26 @@ def test_output_on_needs_a_limit_first_and_bad_values_send_nothing(cls, connect,
             c.pulse(0.1, 1e-3)
         with pytest.raises(ValueError):
             c.pulse(0.1, 0.0)
+
+
+@pytest.mark.parametrize("cls, model, connect", [
+    (Keithley2450, "keithley2450", K2450_CONNECT),
+    (Keithley2400, "keithley2400", K2400_CONNECT),
+    (Keithley2636B, "keithley2636b", []),
+    (Keithley2602B, "keithley2602b", []),
+    (Keithley2635B, "keithley2635b", []),
+    (KeysightB2902A, "keysight_b2902a", []),
+    (KeysightB2901A, "keysight_b2901a", []),
+])
+def test_bounds_and_channels_come_from_the_capability_table(cls, model, connect):
+    cap = capability(model)
+    with expected_protocol(cls, connect) as k:  # every refusal below sends nothing
+        assert tuple(k.channels()) == cap.channels
+        for c in k.channels().values():
+            assert c.v_max == cap.v_max
+            for setting, top in (("source_voltage", cap.v_max), ("current_limit", cap.i_limit_max),
+                                 ("current_range", cap.i_limit_max), ("nplc", cap.nplc_range[1])):
+                with pytest.raises(ValueError):
+                    setattr(c, setting, top * 1.001)
+            with pytest.raises(ValueError):
+                c.nplc = cap.nplc_range[0] * 0.999

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 import pyvisa
@@ -75,3 +79,33 @@ def test_tcp_client_can_reconnect_after_a_drop():
 def test_serial_names_must_be_served_instruments():
     with pytest.raises(ValueError, match="ghost"):
         SimServer({"echo": Echo("echo")}, serial_names=["ghost"])
+
+
+def test_imports_and_serves_tcp_where_there_are_no_pseudo_terminals():
+    """As on Windows: tty, termios, pty, fcntl do not import; TCP works, a pty is refused clearly."""
+    script = textwrap.dedent("""
+        import sys
+        for name in ("tty", "termios", "pty", "fcntl"):
+            sys.modules[name] = None  # 'import tty' now raises ImportError
+        import sim_backend.instruments, sim_backend.twin, sim_backend.visa_library
+        from sim_backend.server import PtyUnavailable, SimServer
+        from test_transport_links import Echo
+        import pyvisa
+        with SimServer({"lan": Echo("lan")}) as server:
+            rm = pyvisa.ResourceManager("@py")
+            res = rm.open_resource(server.resources["lan"], read_termination="\\n", write_termination="\\n")
+            print(res.query("*IDN?"))
+            res.close()
+            rm.close()
+        try:
+            SimServer({"rs232": Echo("rs232")}, serial_names=["rs232"]).start()
+        except PtyUnavailable as exc:
+            print(exc)
+    """)
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    idn, refusal = out.stdout.strip().splitlines()
+    assert idn == Echo.idn
+    assert "serial (pty) simulation needs a POSIX system" in refusal

@@ -1,56 +1,51 @@
 """Simulated instruments by model name: ``MODELS[model] -> SimInstrument subclass``.
 
 Model names are those a bench file uses (``keithley2636b``, ``keysight_b2902a``,
-``keithley707b``...). Each module registers the classes it defines through their
-``model`` attribute; a family name (``keithley2600b``, ``keysight_b2900``) and the model
-variants a module does not define as classes of their own map to the family's class.
+``keithley707b``...), the same names as the drivers' capability table; each class names
+its own ``model``, and a family name (``keithley2600b``, ``keysight_b2900``) maps to the
+family's most capable model.
+
+What a model can do defaults to its datasheet values (each class's ``ratings``, a matrix's
+``max_cards``); whoever builds an instrument may pass ``limits`` instead, a plain mapping
+(source-meters: ``v_max``, ``i_max``, ``nplc_min``, ``nplc_max`` or any other
+:class:`~sim_backend.instruments.smu_common.SmuRatings` field; matrices: ``max_cards``).
+:func:`create` builds one by model name.
 """
 from __future__ import annotations
 
-import importlib
+from collections.abc import Mapping
+from typing import Any
 
 from .base import Faults, SimInstrument
+from .keithley707b import Keithley707B, Keithley708B
+from .keithley2400 import Keithley2400
+from .keithley2450 import Keithley2450
+from .keithley2600b import Keithley2600B, Keithley2602B, Keithley2612B, Keithley2634B, Keithley2635B
+from .keysight_b2900 import KeysightB2901A, KeysightB2902A
 
-# module -> variants it serves, most capable first (the family name maps to the first)
-_FAMILIES: dict[str, tuple[str, ...]] = {
-    "keithley2450": ("keithley2450",),
-    "keithley2400": ("keithley2400",),
-    "keithley2600b": (
-        "keithley2636b", "keithley2602b", "keithley2612b", "keithley2634b", "keithley2635b",
-    ),
-    "keysight_b2900": ("keysight_b2902a", "keysight_b2901a"),
-    "keithley707b": ("keithley707b", "keithley708b"),
-}
+_CLASSES: tuple[type[SimInstrument], ...] = (
+    Keithley2400, Keithley2450,
+    Keithley2600B, Keithley2602B, Keithley2612B, Keithley2634B, Keithley2635B,
+    KeysightB2902A, KeysightB2901A,
+    Keithley707B, Keithley708B,
+)
+_FAMILIES: dict[str, type[SimInstrument]] = {"keithley2600b": Keithley2600B, "keysight_b2900": KeysightB2902A}
 
-
-def _load() -> dict[str, type[SimInstrument]]:
-    models: dict[str, type[SimInstrument]] = {}
-    for module_name, variants in _FAMILIES.items():
-        qualified = f"{__name__}.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-            continue  # that model's simulator is not part of this build
-        own = [
-            obj for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, SimInstrument)
-            and obj.__module__ == qualified and "model" in vars(obj)
-        ]
-        by_model = {cls.model: cls for cls in own}
-        if not by_model:
-            continue
-        main = by_model.get(module_name) or next(
-            (by_model[v] for v in variants if v in by_model), own[0]
-        )
-        models.update(by_model)
-        models.setdefault(module_name, main)
-        for variant in variants:
-            models.setdefault(variant, main)
-    return models
+MODELS: dict[str, type[SimInstrument]] = {**{cls.model: cls for cls in _CLASSES}, **_FAMILIES}
 
 
-MODELS: dict[str, type[SimInstrument]] = _load()
+def create(model: str, name: str, bench: Any, *, limits: Mapping[str, Any] | None = None,
+           **kwargs: Any) -> SimInstrument:
+    """A simulated ``model`` named ``name`` on ``bench``; ``limits`` replace its datasheet defaults.
 
-__all__ = ["MODELS", "Faults", "SimInstrument"]
+    Other keyword arguments go to the class (``channels`` for source-meters; ``cards``,
+    ``settling_time_s`` for matrices).
+    """
+    try:
+        cls = MODELS[model]
+    except KeyError:
+        raise ValueError(f"unknown simulated model {model!r}; known: {', '.join(sorted(MODELS))}") from None
+    return cls(name, bench, limits=limits, **kwargs)
+
+
+__all__ = ["MODELS", "Faults", "SimInstrument", "create"]

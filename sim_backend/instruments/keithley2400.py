@@ -8,10 +8,11 @@ as the manual warns.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .scpi import Call, ScpiError, boolean, choice, nr3, number, string
-from .smu_common import ScpiSourceMeter, SmuRatings
+from .scpi import Call, ScpiError, boolean, choice, string
+from .smu_common import ScpiSourceMeter, SmuRatings, scpi_tree
 
 NOT_MEASURED = 9.91e37
 ELEMENTS = ("VOLTage", "CURRent", "RESistance", "TIME", "STATus")
@@ -22,16 +23,19 @@ STATUS_RANGE_COMPLIANCE = 1 << 16
 class Keithley2400(ScpiSourceMeter):
     model = "keithley2400"
     idn = "KEITHLEY INSTRUMENTS INC.,MODEL 2400,4109713,C32   Oct  4 2010 14:20:11/A02  /S/K"
-    channel_ids = ("1",)
     ratings = SmuRatings(
         v_max=210.0, i_max=1.05, nplc_min=0.01, nplc_max=10.0, default_limit=105e-6,
         voltage_ranges=(0.2, 2.0, 20.0, 200.0),
         current_ranges=(1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 100e-3, 1.0),
     )
+    # SOUR1/SENS1 are the only suffixes a 2400 accepts; NPLC is one setting for every function
+    tree = scpi_tree(":SOURce#", "[:SENSe#]", nplc=("CURRent[:DC]", "VOLTage[:DC]", "RESistance"),
+                     source_range_reply=21.0, measure_range_reply=1.05e-4, measure_range_fixed=1e-4)
 
-    def __init__(self, name: str, bench: Any, channels: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, bench: Any, channels: Mapping[str, str] | None = None,
+                 limits: Mapping[str, Any] | None = None) -> None:
         self._reset_measure_config()
-        super().__init__(name, bench, channels)
+        super().__init__(name, bench, channels, limits)
 
     def _reset_measure_config(self) -> None:
         self.elements = ["VOLTAGE", "CURRENT", "RESISTANCE", "TIME", "STATUS"]
@@ -45,38 +49,8 @@ class Keithley2400(ScpiSourceMeter):
 
     def add_commands(self) -> None:
         add = self.scpi.add
-        ch = self.channel  # SOUR1/SENS1 are the only suffixes a 2400 accepts
-
-        add(":SOURce#:FUNCtion[:MODE]",
-            lambda c: ch(c).set_source_function(choice(c.one(), ("VOLTage", "CURRent"))[:4]),
-            lambda c: ch(c).source_function)
-        add(":SOURce#:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
-            lambda c: ch(c).set_level(number(c.one(), -210, 210, 0)),
-            lambda c: nr3(ch(c).level))
-        add(":SOURce#:VOLTage:RANGe[:UPPer]",
-            lambda c: ch(c).set_source_range(number(c.one(), -210, 210)),
-            lambda c: nr3(ch(c).source_range or 21.0))
-        add(":SOURce#:VOLTage:RANGe:AUTO",
-            lambda c: ch(c).set_source_range(None if boolean(c.one()) else (ch(c).source_range or 21.0)),
-            lambda c: "1" if ch(c).source_range is None else "0")
         add(":SOURce#:CLEar:AUTO", lambda c: setattr(self, "auto_output_off", boolean(c.one())),
             lambda c: "1" if self.auto_output_off else "0")
-        add("[:SENSe#]:CURRent[:DC]:PROTection[:LEVel]",
-            lambda c: ch(c).set_limit(number(c.one(), -1.05, 1.05, 105e-6)),
-            lambda c: nr3(ch(c).limit))
-        add("[:SENSe#]:CURRent[:DC]:PROTection:TRIPped", None,
-            lambda c: "1" if ch(c).in_compliance() else "0")
-        add("[:SENSe#]:CURRent[:DC]:RANGe[:UPPer]",
-            lambda c: ch(c).set_measure_range(number(c.one(), -1.05, 1.05)),
-            lambda c: nr3(ch(c).measure_range or 1.05e-4))
-        add("[:SENSe#]:CURRent[:DC]:RANGe:AUTO",
-            lambda c: ch(c).set_measure_range(None if boolean(c.one()) else (ch(c).measure_range or 1e-4)),
-            lambda c: "1" if ch(c).measure_range is None else "0")
-        for func in ("CURRent[:DC]", "VOLTage[:DC]", "RESistance"):
-            # NPLC is one setting shared by all functions on the 2400.
-            add(f"[:SENSe#]:{func}:NPLCycles",
-                lambda c: ch(c).set_nplc(number(c.one(), 0.01, 10, 1)),
-                lambda c: nr3(ch(c).nplc))
         add("[:SENSe#]:FUNCtion[:ON]", self._functions_on, self._functions_query)
         add("[:SENSe#]:FUNCtion[:ON]:ALL", lambda c: self.functions.update({"VOLTAGE", "CURRENT", "RESISTANCE"}))
         add("[:SENSe#]:FUNCtion:OFF:ALL", lambda c: self.functions.clear())
@@ -85,8 +59,6 @@ class Keithley2400(ScpiSourceMeter):
             lambda c: setattr(self, "resistance_auto", choice(c.one(), ("AUTO", "MANual")) == "AUTO"),
             lambda c: "AUTO" if self.resistance_auto else "MAN")
         add(":FORMat:ELEMents[:SENSe#]", self._set_elements, lambda c: ",".join(e[:4] for e in self.elements))
-        add(":OUTPut#[:STATe]", lambda c: ch(c).set_output(boolean(c.one())),
-            lambda c: "1" if ch(c).output else "0")
         add(":READ", None, lambda c: self._read(c, turn_on=self.auto_output_off))
         add(":MEASure[:VOLTage][:DC]", None, lambda c: self._read(c, turn_on=True, leave_on=True))
         add(":MEASure:CURRent[:DC]", None, lambda c: self._read(c, turn_on=True, leave_on=True))

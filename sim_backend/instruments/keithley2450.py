@@ -7,10 +7,11 @@ SCPI2400 mode (``language``) refuses SCPI commands, as the real one does.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .scpi import Call, ScpiError, boolean, choice, nr3, number, string
-from .smu_common import ScpiSourceMeter, SmuRatings, pick_range
+from .scpi import Call, ScpiError, choice, nr3, string
+from .smu_common import ScpiSourceMeter, SmuRatings, scpi_tree
 
 BUFFERS = ("defbuffer1", "defbuffer2")
 
@@ -18,18 +19,23 @@ BUFFERS = ("defbuffer1", "defbuffer2")
 class Keithley2450(ScpiSourceMeter):
     model = "keithley2450"
     idn = "KEITHLEY INSTRUMENTS,MODEL 2450,04520001,1.7.12b"
-    channel_ids = ("1",)
     ratings = SmuRatings(
         v_max=210.0, i_max=1.05, nplc_min=0.01, nplc_max=10.0, default_limit=105e-6,
         voltage_ranges=(0.02, 0.2, 2.0, 20.0, 200.0),
         current_ranges=(10e-9, 100e-9, 1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 100e-3, 1.0),
     )
+    tree = scpi_tree(  # the 2450 has one channel: SOUR1/SENS1
+        "[:SOURce#]", "[:SENSe#]", source_range=":VOLTage:RANGe",
+        limit="[:SOURce#]:VOLTage:ILIMit[:LEVel]", limit_tripped="[:SOURce#]:VOLTage:ILIMit[:LEVel]:TRIPped",
+        source_range_reply=None, measure_range_reply=1.0, limit_min=1e-9,
+    )
 
-    def __init__(self, name: str, bench: Any, channels: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, bench: Any, channels: Mapping[str, str] | None = None,
+                 limits: Mapping[str, Any] | None = None) -> None:
         self.language = "SCPI"  # as set at the last power-up
         self._next_language = "SCPI"
         self.sense_function = "CURR"
-        super().__init__(name, bench, channels)
+        super().__init__(name, bench, channels, limits)
 
     def handle(self, message: str) -> str | None:
         if message.strip().upper().startswith("*LANG"):
@@ -46,51 +52,15 @@ class Keithley2450(ScpiSourceMeter):
 
     def add_commands(self) -> None:
         add = self.scpi.add
-        ch = self.channel  # the 2450 has one channel: SOUR1/SENS1
 
         def lang_set(c: Call) -> None:
             self._next_language = choice(c.one(), ("SCPI", "TSP", "SCPI2400"))  # after power cycle
 
         add("*LANG", lang_set, lambda c: self.language)
-        add("[:SOURce#]:FUNCtion[:MODE]",
-            lambda c: ch(c).set_source_function(choice(c.one(), ("VOLTage", "CURRent"))[:4]),
-            lambda c: ch(c).source_function)
-        add("[:SOURce#]:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
-            lambda c: ch(c).set_level(number(c.one(), -210, 210, 0)),
-            lambda c: nr3(ch(c).level))
-        add("[:SOURce#]:VOLTage:ILIMit[:LEVel]",
-            lambda c: ch(c).set_limit(number(c.one(), 1e-9, 1.05, 105e-6)),
-            lambda c: nr3(ch(c).limit))
-        add("[:SOURce#]:VOLTage:ILIMit[:LEVel]:TRIPped", None,
-            lambda c: "1" if ch(c).in_compliance() else "0")
-        add("[:SOURce#]:VOLTage:RANGe",
-            lambda c: ch(c).set_source_range(number(c.one(), -210, 210)),
-            lambda c: nr3(ch(c).source_range or self._auto_source_range(c)))
-        add("[:SOURce#]:VOLTage:RANGe:AUTO",
-            lambda c: ch(c).set_source_range(None) if boolean(c.one()) else self._fix_source_range(c),
-            lambda c: "1" if ch(c).source_range is None else "0")
         add("[:SENSe#]:FUNCtion[:ON]", self._sense_function, lambda c: f'"{self.sense_function}:DC"')
-        add("[:SENSe#]:CURRent[:DC]:RANGe[:UPPer]",
-            lambda c: ch(c).set_measure_range(number(c.one(), -1.05, 1.05)),
-            lambda c: nr3(ch(c).measure_range or 1.0))
-        add("[:SENSe#]:CURRent[:DC]:RANGe:AUTO",
-            lambda c: ch(c).set_measure_range(None if boolean(c.one()) else (ch(c).measure_range or 1.0)),
-            lambda c: "1" if ch(c).measure_range is None else "0")
-        for func in ("CURRent", "VOLTage"):
-            add(f"[:SENSe#]:{func}[:DC]:NPLCycles",
-                lambda c: ch(c).set_nplc(number(c.one(), 0.01, 10, 1)),
-                lambda c: nr3(ch(c).nplc))
-        add(":OUTPut#[:STATe]", lambda c: ch(c).set_output(boolean(c.one())),
-            lambda c: "1" if ch(c).output else "0")
         add(":READ", None, self._read)
         add(":MEASure[:CURRent][:DC]", None, lambda c: nr3(self._measure(c)[1]))
         add(":MEASure:VOLTage[:DC]", None, lambda c: nr3(self._measure(c)[0]))
-
-    def _auto_source_range(self, c: Call) -> float:
-        return pick_range(self.ratings.voltage_ranges, self.channel(c).level)
-
-    def _fix_source_range(self, c: Call) -> None:
-        self.channel(c).set_source_range(self._auto_source_range(c))
 
     def _sense_function(self, c: Call) -> None:
         func = choice(string(c.one()).split(":")[0], ("CURRent", "VOLTage", "RESistance"))

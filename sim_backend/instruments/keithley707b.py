@@ -16,11 +16,10 @@ simulator's own.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .base import SimInstrument
-from .tsp import TspError, TspInterpreter, TspRuntimeError
+from .tsp import TspError, TspInstrument, TspInterpreter
 
 ROWS = "ABCDEFGH"
 COLUMNS = range(1, 13)
@@ -33,44 +32,52 @@ ON = 1
 ILLEGAL_PARAMETER = -224
 OUT_OF_RANGE = -222
 SETTINGS_CONFLICT = -221
-UNDEFINED_HEADER = -113
 
 
 class ChannelListError(TspError):
     code = ILLEGAL_PARAMETER
 
 
-class Keithley707B(SimInstrument):
-    """One switching mainframe with ``cards`` 8x12 matrix cards."""
+class Keithley707B(TspInstrument):
+    """One switching mainframe with ``cards`` 8x12 matrix cards.
+
+    :param limits: what the model can hold, ``{"max_cards": n}`` (default: the class's, 6;
+        a 708B's 1), as the builder of the simulated bench knows it.
+    """
 
     model = "keithley707b"
     model_number = "707B"
     max_cards = 6
+    error_severity = 2
 
     def __init__(
         self,
         name: str = "",
         bench: Any = None,
-        cards: int = 6,
+        cards: int | None = None,
         settling_time_s: float = 0.003,
-        **_: Any,
+        limits: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name)
-        if not 1 <= int(cards) <= self.max_cards:
+        limits = dict(limits or {})
+        unknown = set(limits) - {"max_cards"}
+        if unknown:
+            raise ValueError(f"{self.model}: unknown limits {sorted(unknown)} (known: ['max_cards'])")
+        self.max_cards = int(limits.get("max_cards", self.max_cards))
+        cards = self.max_cards if cards is None else int(cards)
+        if not 1 <= cards <= self.max_cards:
             raise ValueError(
                 f"{self.model_number} holds 1..{self.max_cards} matrix cards, got cards={cards}"
             )
         if settling_time_s < 0:
             raise ValueError(f"settling_time_s must be >= 0, got {settling_time_s}")
-        self.bench = bench
-        self.cards = int(cards)
+        self.cards = cards
         self.settling_time_s = float(settling_time_s)
         self.idn = f"Keithley Instruments Inc., Model {self.model_number}, 04071990, 1.0.0 (hopbench sim)"
         self.closed: set[str] = set()
         self.forbidden: set[str] = set()
         self.connect_rule = BREAK_BEFORE_MAKE
         self.connect_sequential = OFF
-        self.tsp = self._build_interpreter()
+        super().__init__(name, bench)
 
     # -- channel lists ---------------------------------------------------------------------
     def slot_channels(self, slot: int) -> list[str]:
@@ -230,12 +237,7 @@ class Keithley707B(SimInstrument):
             raise TspError(f"Parameter data out of range: connectsequential {value}", OUT_OF_RANGE)
         self.connect_sequential = int(value)
 
-    def _next_error(self) -> tuple[Any, ...]:
-        code, message = self.next_error()
-        return (code, message if code else "Queue Is Empty", 0 if code == 0 else 2, 0)
-
-    def _build_interpreter(self) -> TspInterpreter:
-        t = TspInterpreter()
+    def add_functions(self, t: TspInterpreter) -> None:
         for const, value in (
             ("OFF", OFF), ("ON", ON),
             ("BREAK_BEFORE_MAKE", BREAK_BEFORE_MAKE), ("MAKE_BEFORE_BREAK", MAKE_BEFORE_BREAK),
@@ -251,51 +253,8 @@ class Keithley707B(SimInstrument):
         t.function("channel.clearforbidden", self._clearforbidden)
         t.function("channel.getforbidden", self._getforbidden)
         t.function("channel.reset", self._channel_reset)
-        t.function("reset", self.reset)
-        t.function("waitcomplete", lambda *a: None)
-        t.function("errorqueue.clear", self.error_queue.clear)
-        t.function("errorqueue.next", self._next_error)
-        t.attribute("errorqueue.count", lambda: len(self.error_queue))
         t.constant("localnode.model", self.model_number)
         t.constant("localnode.serialno", "04071990")
-        return t
-
-    # -- messages ------------------------------------------------------------------------------
-    def _common(self, message: str) -> str | None:
-        head = message.split()[0].upper()
-        if head == "*IDN?":
-            return self.idn
-        if head == "*OPC?":
-            return "1"
-        if head == "*RST":
-            self.reset()
-        elif head == "*CLS":
-            self.error_queue.clear()
-        elif head in ("*OPC", "*WAI", "*TRG"):
-            pass
-        elif head == "*ESR?":
-            return "0"
-        elif head == "*STB?":
-            return str(4 if self.error_queue else 0)  # EAV bit: error available
-        else:
-            self.push_error(UNDEFINED_HEADER, f"Undefined header: {message}")
-        return None
-
-    def handle(self, message: str) -> str | None:
-        if not message:
-            return None
-        if message.startswith("*"):
-            return self._common(message)
-        try:
-            printed = self.tsp.execute(message)
-        except TspError as exc:
-            self.push_error(exc.code, exc.message)
-            printed = getattr(exc, "printed", [])
-        except (TypeError, ValueError) as exc:  # wrong argument count or type
-            err = TspRuntimeError(f"TSP Runtime error at line 1: {exc}")
-            self.push_error(err.code, err.message)
-            printed = []
-        return "\n".join(printed) if printed else None
 
 
 class Keithley708B(Keithley707B):
@@ -304,6 +263,3 @@ class Keithley708B(Keithley707B):
     model = "keithley708b"
     model_number = "708B"
     max_cards = 1
-
-    def __init__(self, name: str = "", bench: Any = None, cards: int = 1, **kwargs: Any) -> None:
-        super().__init__(name, bench, cards=cards, **kwargs)

@@ -7,10 +7,11 @@ compliance state is ``:SENS<c>:CURR:PROT:TRIP?``. The reset default of
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .scpi import Call, ScpiError, boolean, channel_list, choice, nr3, number, string
-from .smu_common import ScpiSourceMeter, SmuChannel, SmuRatings
+from .scpi import Call, ScpiError, boolean, channel_list, choice, nr3, string
+from .smu_common import ScpiSourceMeter, SmuChannel, SmuRatings, scpi_tree
 
 ELEMENTS = ("VOLTage", "CURRent", "RESistance", "TIME", "STATus", "SOURce")
 STATUS_CURRENT_COMPLIANCE = 1 << 1
@@ -26,11 +27,14 @@ class KeysightB2902A(ScpiSourceMeter):
         voltage_ranges=(0.2, 2.0, 20.0, 200.0),
         current_ranges=(10e-9, 100e-9, 1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 100e-3, 1.0, 1.5, 3.0),
     )
+    tree = scpi_tree(":SOURce#", ":SENSe#", function=":FUNCtion:MODE",
+                     source_range_reply=2.0, measure_range_reply=100e-6, nplc_default=0.1)
 
-    def __init__(self, name: str, bench: Any, channels: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, bench: Any, channels: Mapping[str, str] | None = None,
+                 limits: Mapping[str, Any] | None = None) -> None:
         self.elements = ["VOLTAGE", "CURRENT", "RESISTANCE", "TIME", "STATUS", "SOURCE"]
         self.auto_on = {cid: True for cid in self.channel_ids}
-        super().__init__(name, bench, channels)
+        super().__init__(name, bench, channels, limits)
 
     def reset(self) -> None:
         super().reset()
@@ -39,38 +43,7 @@ class KeysightB2902A(ScpiSourceMeter):
 
     def add_commands(self) -> None:
         add = self.scpi.add
-        ch = self.channel
-
-        add(":SOURce#:FUNCtion:MODE",
-            lambda c: ch(c).set_source_function(choice(c.one(), ("VOLTage", "CURRent"))[:4]),
-            lambda c: ch(c).source_function)
-        add(":SOURce#:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
-            lambda c: ch(c).set_level(number(c.one(), -210, 210, 0)),
-            lambda c: nr3(ch(c).level))
-        add(":SOURce#:VOLTage:RANGe[:UPPer]",
-            lambda c: ch(c).set_source_range(number(c.one(), -210, 210)),
-            lambda c: nr3(ch(c).source_range or 2.0))
-        add(":SOURce#:VOLTage:RANGe:AUTO",
-            lambda c: ch(c).set_source_range(None if boolean(c.one()) else (ch(c).source_range or 2.0)),
-            lambda c: "1" if ch(c).source_range is None else "0")
-        add(":SENSe#:CURRent[:DC]:PROTection[:LEVel]",
-            lambda c: ch(c).set_limit(number(c.one(), -3.03, 3.03, 100e-6)),
-            lambda c: nr3(ch(c).limit))
-        add(":SENSe#:CURRent[:DC]:PROTection:TRIPped", None,
-            lambda c: "1" if ch(c).in_compliance() else "0")
-        add(":SENSe#:CURRent[:DC]:RANGe[:UPPer]",
-            lambda c: ch(c).set_measure_range(number(c.one(), -3.03, 3.03)),
-            lambda c: nr3(ch(c).measure_range or 100e-6))
-        add(":SENSe#:CURRent[:DC]:RANGe:AUTO",
-            lambda c: ch(c).set_measure_range(None if boolean(c.one()) else (ch(c).measure_range or 100e-6)),
-            lambda c: "1" if ch(c).measure_range is None else "0")
-        for func in ("CURRent[:DC]", "VOLTage[:DC]"):
-            add(f":SENSe#:{func}:NPLCycles",
-                lambda c: ch(c).set_nplc(number(c.one(), 4e-4, 100, 0.1)),
-                lambda c: nr3(ch(c).nplc))
         add(":SENSe#:FUNCtion[:ON]", self._functions_on, lambda c: '"VOLT","CURR"')
-        add(":OUTPut#[:STATe]", lambda c: ch(c).set_output(boolean(c.one())),
-            lambda c: "1" if ch(c).output else "0")
         add(":OUTPut#:ON:AUTO", lambda c: self.auto_on.__setitem__(self._cid(c), boolean(c.one())),
             lambda c: "1" if self.auto_on[self._cid(c)] else "0")
         add(":FORMat:ELEMents:SENSe", self._set_elements, lambda c: ",".join(e[:4] for e in self.elements))

@@ -5,14 +5,21 @@ source with a current limit, ranges, an integration time and an output relay. Th
 modules translate their language into calls here. Errors are raised as
 :class:`~sim_backend.instruments.scpi.ScpiError` with the SCPI code a real instrument queues
 (the TSP models use the same codes).
+
+What a model can do is its :class:`SmuRatings`: each model class carries its datasheet
+values as the default, and whoever builds the instrument may pass ``limits`` (a plain
+mapping of rating fields, e.g. ``{"v_max": 202.0, "i_max": 1.515}``) to override them.
+The SCPI models share their channel commands: each names where its SCPI tree keeps them
+(:class:`ScpiTree`) and :meth:`ScpiSourceMeter.add_channel_commands` declares them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .base import SimInstrument
-from .scpi import Call, Dispatcher, ScpiError
+from .scpi import Call, Dispatcher, ScpiError, boolean, choice, nr3, number
 
 LINE_FREQUENCY_HZ = 50.0  # integration time = NPLC / line frequency
 SOURCE_RANGE_MARGIN = 1.01  # a source may program a little over its range's nominal value
@@ -29,6 +36,20 @@ class SmuRatings:
     default_limit: float  # A, current limit after reset
     voltage_ranges: tuple[float, ...]
     current_ranges: tuple[float, ...]
+
+    def with_limits(self, limits: Mapping[str, Any] | None, model: str) -> "SmuRatings":
+        """These ratings with ``limits`` (rating field -> value) in place of the defaults."""
+        if not limits:
+            return self
+        known = [f.name for f in fields(self)]
+        unknown = sorted(set(limits) - set(known))
+        if unknown:
+            raise ValueError(f"{model}: unknown limits {unknown} (known: {known})")
+        values = {
+            key: tuple(float(x) for x in value) if key.endswith("_ranges") else float(value)
+            for key, value in limits.items()
+        }
+        return replace(self, **values)
 
 
 def pick_range(ranges: tuple[float, ...], value: float) -> float:
@@ -179,23 +200,98 @@ def make_channels(bench: Any, wiring: dict[str, str], ids: tuple[str, ...], rati
     return out
 
 
-class ScpiSourceMeter(SimInstrument):
-    """Base of the SCPI source-meters: IEEE 488.2 common commands, error queue, channels.
+class SourceMeter(SimInstrument):
+    """What every simulated source-meter holds: its ratings and its channels.
 
-    Subclasses set ``channel_ids``, ``ratings``, ``idn`` and add their subsystem commands in
-    :meth:`add_commands`.
+    Subclasses set ``channel_ids`` and ``ratings`` (the model's datasheet defaults) and call
+    :meth:`setup_channels` from their constructor.
     """
 
     channel_ids: tuple[str, ...] = ("1",)
     ratings: SmuRatings
-    error_format = '{code:d},"{message}"'
 
-    def __init__(self, name: str, bench: Any, channels: dict[str, str] | None = None) -> None:
-        super().__init__(name)
+    def setup_channels(self, bench: Any, channels: Mapping[str, str] | None,
+                       limits: Mapping[str, Any] | None) -> None:
+        """Wire ``channels`` (channel id -> bench bus) with the ratings ``limits`` leaves."""
         self.bench = bench
+        self.ratings = type(self).ratings.with_limits(limits, self.model)
         self.smu = make_channels(bench, dict(channels or {}), self.channel_ids, self.ratings, self.faults, self.model)
+
+    def reset(self) -> None:
+        for ch in self.smu.values():
+            ch.reset()
+
+
+@dataclass(frozen=True)
+class ScpiTree:
+    """Where one SCPI model keeps the channel settings (patterns as its manual writes them).
+
+    ``source_range_reply``/``measure_range_reply``: what a range query answers in auto range
+    (None: the range holding the present level); ``measure_range_fixed``: the range that
+    switching auto off fixes, where it differs from the reply.
+    """
+
+    function: str
+    level: str
+    limit: str
+    limit_tripped: str
+    source_range: str
+    source_range_auto: str
+    measure_range: str
+    measure_range_auto: str
+    nplc: tuple[str, ...]
+    output: str
+    source_range_reply: float | None
+    measure_range_reply: float
+    measure_range_fixed: float | None = None
+    limit_min: float | None = None  # smallest limit accepted (None: -i_max, the sign ignored)
+    nplc_default: float = 1.0
+
+
+def scpi_tree(source: str, sense: str, *, function: str = ":FUNCtion[:MODE]",
+              limit: str | None = None, limit_tripped: str | None = None,
+              source_range: str = ":VOLTage:RANGe[:UPPer]", nplc: tuple[str, ...] = ("CURRent[:DC]", "VOLTage[:DC]"),
+              source_range_reply: float | None, measure_range_reply: float, **behaviour: Any) -> ScpiTree:
+    """The :class:`ScpiTree` of a model whose subsystems are ``source``/``sense`` (``":SOURce#"``).
+
+    Defaults follow the common SCPI source-meter layout (the limit is the sense
+    subsystem's current protection); a model names only where it departs from it.
+    """
+    limit = limit or f"{sense}:CURRent[:DC]:PROTection[:LEVel]"
+    return ScpiTree(
+        function=source + function,
+        level=f"{source}:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
+        limit=limit,
+        limit_tripped=limit_tripped or f"{sense}:CURRent[:DC]:PROTection:TRIPped",
+        source_range=source + source_range,
+        source_range_auto=f"{source}:VOLTage:RANGe:AUTO",
+        measure_range=f"{sense}:CURRent[:DC]:RANGe[:UPPer]",
+        measure_range_auto=f"{sense}:CURRent[:DC]:RANGe:AUTO",
+        nplc=tuple(f"{sense}:{f}:NPLCycles" for f in nplc),
+        output=":OUTPut#[:STATe]",
+        source_range_reply=source_range_reply,
+        measure_range_reply=measure_range_reply,
+        **behaviour,
+    )
+
+
+class ScpiSourceMeter(SourceMeter):
+    """Base of the SCPI source-meters: IEEE 488.2 common commands, error queue, channels.
+
+    Subclasses set ``channel_ids``, ``ratings``, ``idn``, ``tree`` (their :class:`ScpiTree`)
+    and add the rest of their commands in :meth:`add_commands`.
+    """
+
+    error_format = '{code:d},"{message}"'
+    tree: ScpiTree
+
+    def __init__(self, name: str, bench: Any, channels: Mapping[str, str] | None = None,
+                 limits: Mapping[str, Any] | None = None) -> None:
+        super().__init__(name)
+        self.setup_channels(bench, channels, limits)
         self.scpi = Dispatcher()
         self._add_common_commands()
+        self.add_channel_commands(self.tree)
         self.add_commands()
 
     def add_commands(self) -> None:
@@ -208,16 +304,47 @@ class ScpiSourceMeter(SimInstrument):
             self.push_error(e.code, e.message)
             return None
 
-    def reset(self) -> None:
-        for ch in self.smu.values():
-            ch.reset()
-
     def channel(self, call: Call, index: int = 0) -> SmuChannel:
         """The channel named by a header's numeric suffix (``SOUR2``); absent suffix = 1."""
         cid = str(call.suffix(index))
         if cid not in self.smu:
             raise ScpiError(-114, "Header suffix out of range")
         return self.smu[cid]
+
+    def source_range_reply(self, c: Call) -> float:
+        """The source range a query reports (the fixed one, else the auto-range's)."""
+        ch = self.channel(c)
+        if ch.source_range is not None:
+            return ch.source_range
+        reply = self.tree.source_range_reply
+        return pick_range(self.ratings.voltage_ranges, ch.level) if reply is None else reply
+
+    def add_channel_commands(self, t: ScpiTree) -> None:
+        """Source function, level, limit, ranges, NPLC and output at the places ``t`` names."""
+        add, ch, r = self.scpi.add, self.channel, self.ratings
+        v = r.v_max
+        i_lo = -r.i_max if t.limit_min is None else t.limit_min
+        fixed_measure = t.measure_range_reply if t.measure_range_fixed is None else t.measure_range_fixed
+        add(t.function, lambda c: ch(c).set_source_function(choice(c.one(), ("VOLTage", "CURRent"))[:4]),
+            lambda c: ch(c).source_function)
+        add(t.level, lambda c: ch(c).set_level(number(c.one(), -v, v, 0)), lambda c: nr3(ch(c).level))
+        add(t.limit, lambda c: ch(c).set_limit(number(c.one(), i_lo, r.i_max, r.default_limit)),
+            lambda c: nr3(ch(c).limit))
+        add(t.limit_tripped, None, lambda c: "1" if ch(c).in_compliance() else "0")
+        add(t.source_range, lambda c: ch(c).set_source_range(number(c.one(), -v, v)),
+            lambda c: nr3(self.source_range_reply(c)))
+        add(t.source_range_auto,
+            lambda c: ch(c).set_source_range(None if boolean(c.one()) else self.source_range_reply(c)),
+            lambda c: "1" if ch(c).source_range is None else "0")
+        add(t.measure_range, lambda c: ch(c).set_measure_range(number(c.one(), -r.i_max, r.i_max)),
+            lambda c: nr3(ch(c).measure_range or t.measure_range_reply))
+        add(t.measure_range_auto,
+            lambda c: ch(c).set_measure_range(None if boolean(c.one()) else (ch(c).measure_range or fixed_measure)),
+            lambda c: "1" if ch(c).measure_range is None else "0")
+        for pattern in t.nplc:
+            add(pattern, lambda c: ch(c).set_nplc(number(c.one(), r.nplc_min, r.nplc_max, t.nplc_default)),
+                lambda c: nr3(ch(c).nplc))
+        add(t.output, lambda c: ch(c).set_output(boolean(c.one())), lambda c: "1" if ch(c).output else "0")
 
     def format_error(self, code: int, message: str) -> str:
         return self.error_format.format(code=code, message=message)

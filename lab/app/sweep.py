@@ -15,7 +15,7 @@ import os
 import time
 import tomllib
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
@@ -162,7 +162,7 @@ def _scalar_results(results: dict[str, Any]) -> dict[str, Any]:
 
 def run_point(point: SweepPoint) -> dict[str, Any]:
     """Run one point as a dry run; never raises (a failure is a row with its error)."""
-    from lab.execute import run_simulated  # imported on the worker
+    from lab.app.jobs import run_simulated  # imported on the worker
 
     row: dict[str, Any] = {"point": point.index, **point.varied, "archive": point.archive}
     t0 = time.perf_counter()
@@ -259,6 +259,3 @@ def summary_figure(table: pd.DataFrame, varied: list[str], metric: str | None, p
     plt.close(fig)
     return metric
 
-
-def point_as_dict(point: SweepPoint) -> dict[str, Any]:
-    return asdict(point)

@@ -40,7 +40,8 @@ class BenchProgress:
         self._done_est = 0.0
         self.eta_s: float | None = None
 
-    def start(self, op_estimates: Sequence[float] | None = None) -> None:
+    def start(self, op_estimates: Sequence[float] | None = None, description: str = "") -> None:
+        self.description = description or self.description
         self._est = list(op_estimates or [])
         self._total = float(sum(self._est))
         self._done_est = 0.0

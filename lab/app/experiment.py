@@ -16,11 +16,11 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import hopfield_reference as ref
-from .common import PatternChoice, weights_from_conductances
-from .patterns import DEFAULT_SET, load_patterns, mean_pairwise_overlap
-from .recall import Recall
-from .train import PulseShape, TrainErrorDriven, TrainHopfield
+from protocols import hopfield_reference as ref
+from protocols.common import PatternChoice, weights_from_conductances
+from protocols.patterns import DEFAULT_SET, load_patterns, mean_pairwise_overlap
+from protocols.recall import Recall
+from protocols.train import PulseShape, TrainErrorDriven, TrainHopfield
 
 OpenRunner = Callable[[int], Any]  # (device seed) -> lab.runner.Runner on an untrained bench
 

@@ -1,20 +1,27 @@
-"""Whole jobs, as the ``hopbench`` command and sweep workers run them.
-
-This is the application layer beside :mod:`lab.cli`: it joins a bench file, a protocol
-(looked up by name in :mod:`protocols`), the runner and the archive. The core modules
-(config, bench, crossbar, runner, archive) never import protocols; only this layer does.
+"""Whole jobs, as the ``hopbench`` command and sweep workers run them: a bench file, a
+protocol (looked up by name in :mod:`protocols`), the runner and the archive joined.
 """
 from __future__ import annotations
 
 import logging
-import socket
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from lab.config import DEFAULT_BENCH, BenchConfig, load_bench, loads_bench
+import numpy as np
 
-log = logging.getLogger("hopbench.execute")
+from lab.app.progress import BenchProgress
+from lab.app.sample import SampleError, is_run_archive, load_sample, sample_path, save_sample
+from lab.archive import ArchiveWriter, Run
+from lab.bench import Bench, bench_info, twin_spec
+from lab.config import DEFAULT_BENCH, BenchConfig, load_bench, loads_bench, parse_bench
+from lab.runner import Runner, dry_check
+from protocols.base import load_protocol
+from sim_backend.server import SimServer
+from sim_backend.twin import build_twin
+
+log = logging.getLogger("hopbench.jobs")
 
 
 @dataclass
@@ -49,15 +56,11 @@ def _config(bench: str | Path | BenchConfig | None, *, preset_overrides: Mapping
         # Re-validate through the same parser, so a bad override names its field.
         data = cfg.model_dump(mode="json")
         data["simulation"] = {**data["simulation"], **update}
-        from lab.config import parse_bench
-
         cfg = parse_bench(data, source=cfg.source, text=cfg.text)
     return cfg
 
 
 def _protocol(name_or_file: str | Any, overrides: Mapping[str, Any] | None):
-    from protocols.base import load_protocol
-
     if not isinstance(name_or_file, str):
         return name_or_file
     return load_protocol(name_or_file, overrides)
@@ -65,10 +68,6 @@ def _protocol(name_or_file: str | Any, overrides: Mapping[str, Any] | None):
 
 def _scalars(records: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """Last value of each numeric scalar field of each Record stream, as ``stream.field``."""
-    import numbers
-
-    import numpy as np
-
     out: dict[str, Any] = {}
     for stream, values in records:
         for key, value in values.items():
@@ -92,20 +91,29 @@ def run_protocol(
     preset_overrides: Mapping[str, Any] | None = None,
     sim_seed: int | None = None,
     server: Any = None,
+    sample: str | Path | None = None,
 ) -> RunSummary:
-    """Run one protocol with an archive; ``dry_run`` uses the bench's simulated twin."""
-    from lab.archive import ArchiveWriter
-    from lab.bench import Bench
-    from lab.runner import Runner
+    """Run one protocol with an archive; ``dry_run`` uses the bench's simulated twin.
 
+    ``sample``: a simulated sample (see :mod:`lab.app.sample`) the dry run starts from and,
+    unless it is a run archive, leaves its final state in.
+    """
     state = None
     start_index = 0
+    sample_file, sample_state = None, None
+    if sample is not None:
+        if not (dry_run or server is not None):
+            raise ValueError("--sample: a simulated sample exists only in a dry run (add --dry-run)")
+        if resume is not None:
+            raise ValueError("--sample with --resume: a resumed run continues the sample its checkpoint stored")
+        sample_file = sample_path(sample, out_dir or ".")
+        if sample_file.exists():
+            sample_state = load_sample(sample_file)
+            sim_seed = int(sample_state["seed"])
     if resume is not None:
         writer = ArchiveWriter.resume(resume)
         point = writer.resume_point
         assert point is not None
-        from lab.archive_reader import Run
-
         try:
             with Run(resume) as run:
                 bench_text = run.info["bench_text"]
@@ -115,9 +123,12 @@ def run_protocol(
             raise
         cfg = loads_bench(bench_text, source=f"{bench_source} (from {resume})")
         proto = _protocol(point.protocol_name, {**point.protocol_params, **(overrides or {})})
-        state, start_index = point.state, point.next_index
+        state, start_index, sample_state = point.state, point.next_index, point.sample_state
     else:
         cfg = _config(bench, preset_overrides=preset_overrides, sim_seed=sim_seed)
+        if sample_state is not None and sample_state["preset"] != cfg.simulation.preset:
+            raise SampleError(f"--sample {sample}: made with preset {sample_state['preset']!r}, "
+                              f"the bench simulates {cfg.simulation.preset!r}")
         proto = _protocol(protocol, overrides)
         if archive is not None:
             target = Path(archive)
@@ -127,13 +138,18 @@ def run_protocol(
         writer = ArchiveWriter(target)
     try:
         with Bench.open(cfg, simulate=True if (dry_run or server is not None) else None, server=server) as b:
-            runner = Runner(b, observers=[writer], progress=progress)
+            runner = Runner(b, observers=[writer], progress=BenchProgress(description=proto.name) if progress else None)
             try:
-                result = runner.run(proto, resume=state, start_index=start_index)
+                result = runner.run(proto, resume=state, start_index=start_index, sample_state=sample_state)
             except Exception:
                 result = runner.last_result
                 if result is None:
                     raise
+            finally:
+                # the sample is in whatever state the run left it, complete or not
+                if sample_file is not None and not (sample_file.exists() and is_run_archive(sample_file)):
+                    save_sample(sample_file, b.twin.bench.sample_state(), run_archive=str(writer.path),
+                                bench=cfg.name)
     finally:
         writer.close()
     return RunSummary(
@@ -142,6 +158,17 @@ def run_protocol(
         error=result.error, results=_scalars(result.records),
         estimate=result.estimate.as_dict() if result.estimate is not None else None,
     )
+
+
+def baseline_from(archive: str | Path) -> tuple[float, ...]:
+    """The per-device conductances a training archive read before training (epoch 0)."""
+    with Run(archive) as run:
+        if not run.counts["reads"]:
+            raise ValueError(f"--baseline-from {archive}: the archive holds no conductance read")
+        epochs = run.conductance.coords["epoch"].values
+        if not (np.isfinite(epochs[0]) and epochs[0] == 0):
+            raise ValueError(f"--baseline-from {archive}: its first read is not before training (epoch 0)")
+        return tuple(float(v) for v in run.g.values[0])
 
 
 def run_simulated(protocol: str, *, overrides: Mapping[str, Any] | None = None, bench: str | None = None,
@@ -155,9 +182,6 @@ def run_simulated(protocol: str, *, overrides: Mapping[str, Any] | None = None, 
 def estimate_protocol(protocol: str | Any, *, bench: str | Path | None = None,
                       overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The runner's dry check: bench time, relays, charge, energy; nothing is opened."""
-    from lab.bench import bench_info
-    from lab.runner import dry_check
-
     cfg = _config(bench)
     proto = _protocol(protocol, overrides)
     report = dry_check(cfg, bench_info(cfg, cfg.simulated), proto)
@@ -168,7 +192,7 @@ def estimate_protocol(protocol: str | Any, *, bench: str | Path | None = None,
 
 def check_bench(bench: str | Path, *, offline: bool = False) -> dict[str, Any]:
     """Validate a bench file; unless offline, open each instrument and ask its identity."""
-    cfg = load_bench(bench)
+    cfg = load_bench(bench or DEFAULT_BENCH)
     lay = cfg.layout
     report: dict[str, Any] = {
         "file": str(bench),
@@ -187,8 +211,6 @@ def check_bench(bench: str | Path, *, offline: bool = False) -> dict[str, Any]:
     }
     if offline:
         return report
-    from lab.bench import Bench
-
     # Opening a bench only identifies and configures the link: drivers never change
     # output state or relays on connect.
     with Bench.open(cfg) as b:
@@ -205,10 +227,6 @@ def check_bench(bench: str | Path, *, offline: bool = False) -> dict[str, Any]:
 
 def start_sim_server(bench: str | Path | None, host: str = "127.0.0.1"):
     """Serve the simulated twin of a bench file; returns the started SimServer."""
-    from lab.bench import twin_spec
-    from sim_backend.server import SimServer
-    from sim_backend.twin import build_twin
-
     cfg = _config(bench)
     spec = twin_spec(cfg)
     spec["realtime"] = True  # remote clients sleep in wall time, as on a bench
@@ -217,103 +235,3 @@ def start_sim_server(bench: str | Path | None, host: str = "127.0.0.1"):
     server = SimServer(twin.instruments, host=host, serial_names=serial)
     server.start()
     return server
-
-
-def report_run(run_file: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Figures and a text summary of a run; the software Oja reference comes from its patterns."""
-    from lab.archive_reader import Run
-    from lab.figures import report
-
-    run_file = Path(run_file)
-    if not run_file.exists():
-        raise FileNotFoundError(f"{run_file}: no such run archive")
-    out = Path(out_dir) if out_dir is not None else run_file.with_suffix("")
-    with Run(run_file) as run:
-        patterns, reference = _reference_for(run)
-        rep = report(run, out, reference=reference, patterns=patterns)
-    return {"summary": rep.text, "figures": [str(p) for p in rep.figures.values()], "out_dir": str(out),
-            "values": rep.summary}
-
-
-def _reference_for(run: Any) -> tuple[Any, Any]:
-    """Stored patterns of a run and the software clamped-Oja weights they converge to."""
-    params = run.protocol_params.get("patterns")
-    if not isinstance(params, Mapping):
-        return None, None
-    from protocols import hopfield_reference as ref
-    from protocols.common import PatternChoice
-
-    try:
-        _, patterns = PatternChoice.model_validate(params).load()
-    except Exception:  # a run whose patterns cannot be rebuilt still gets its other figures
-        return None, None
-    return patterns, ref.clamped_oja(patterns, epochs=OJA_CONVERGED_EPOCHS)
-
-
-# Epochs after which software clamped Oja has reached its fixed point (the pattern
-# correlation matrix) at its default rate: the end point physical training should approach.
-OJA_CONVERGED_EPOCHS = 200
-
-DEMO_PATTERNS = ("L", "T", "X", "O")
-
-
-def run_demo(out_dir: str | Path, *, epochs: int = 6, progress: bool = True,
-             cues_per_pattern: int = 20, materio_cues_per_pattern: int = 5) -> dict[str, Any]:
-    """The paper's experiment, dry-run on the default simulated 35-contact film.
-
-    Clamped training of four glyphs with a matrix read after every epoch (archived), recall
-    scored per epoch in software from each measured matrix, then recall of noisy cues in
-    materio on the trained film (archived), figures for both runs and a summary.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from lab.archive import ArchiveWriter
-    from lab.bench import Bench
-    from lab.figures import accuracy_per_epoch, save
-    from lab.runner import Runner
-    from protocols import hopfield_reference as ref
-    from protocols.common import CueChoice, PatternChoice, weights_from_conductances
-    from protocols.recall import Recall
-    from protocols.train import PulseShape, TrainHopfield
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    choice = PatternChoice(names=DEMO_PATTERNS)
-    _, x = choice.load()
-    train = TrainHopfield(patterns=choice, epochs=epochs, v_train=1.0, pulse=PulseShape(width_s=1e-3, count=10),
-                          read_first=True, read_every=1)
-    train_file, recall_file = out / "demo-train.h5", out / "demo-recall.h5"
-    for f in (train_file, recall_file):
-        f.unlink(missing_ok=True)
-    with Bench.open(DEFAULT_BENCH, simulate=True) as bench:
-        runner = Runner(bench, [ArchiveWriter(train_file)], progress=progress)
-        trained = runner.run(train).returned
-        baseline = np.asarray(trained["g"][0])
-        cues, targets = ref.make_cues(x, cues_per_pattern, 0.1, 1)
-        rows = []
-        for epoch, g in zip(trained["epochs"], trained["g"]):
-            w = weights_from_conductances(bench.info, np.asarray(g), baseline, "mean")
-            sc = ref.evaluate(w, x, cues, targets, mode="async", max_steps=30)
-            rows.append({"epoch": int(epoch), "bit_accuracy": sc.bit_accuracy, "exact_recall": sc.exact,
-                         "correct_retrieval": sc.correct})
-        runner.observers = [ArchiveWriter(recall_file)]
-        recall = Recall(patterns=choice, cues=CueChoice(per_pattern=materio_cues_per_pattern, seed=2),
-                        compute="materio", baseline=tuple(float(v) for v in baseline))
-        recalled = runner.run(recall).returned
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "accuracy.csv", index=False)
-    fig_dir = out / "figures"
-    save(accuracy_per_epoch(table), fig_dir / "accuracy_per_epoch.png")
-    figures = [str(fig_dir / "accuracy_per_epoch.png")]
-    for archive in (train_file, recall_file):
-        figures += report_run(archive, fig_dir / archive.stem)["figures"]
-    final = {"bit_accuracy": float(recalled["bit_accuracy"]), "exact_recall": float(recalled["exact"]),
-             "correct_retrieval": float(recalled["correct"]), "cues": int(recalled["n_cues"])}
-    return {"patterns": "".join(DEMO_PATTERNS), "epochs": rows, "final_recall": final,
-            "archive": str(train_file), "recall_archive": str(recall_file), "figures_dir": str(fig_dir),
-            "figures": figures}
-
-
-def hostname() -> str:
-    return socket.gethostname()

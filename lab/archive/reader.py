@@ -3,7 +3,8 @@
 Files are opened with ``swmr=True`` when possible, so a run still being written (or one
 whose writer was killed) reads exactly its committed rows; :meth:`Run.refresh` picks up
 what a live writer committed since. Row counts come from ``/entry/committed``, never
-from dataset shapes.
+from dataset shapes; which counter a dataset follows, and the dimensions of its arrays,
+come from :data:`lab.archive.layout.TABLES`.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lab.archive import COUNTERS, LAYOUT_VERSION
+from lab.archive.layout import COLUMN, COUNTED_PATHS, LAYOUT_VERSION, TABLE, counts_dict
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -51,6 +52,20 @@ def _decode_frame(rows: np.ndarray) -> pd.DataFrame:
     return df
 
 
+class _Text:
+    """A read-only string attribute of :class:`Run`: the dataset at ``path`` under /entry,
+    read at each access (a live run's status changes)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __get__(self, run: "Run | None", owner: type | None = None) -> Any:
+        return self if run is None else run._scalar(self.path)
+
+    def __set__(self, run: "Run", value: Any) -> None:
+        raise AttributeError(f"{self.path} is read from the archive")
+
+
 class Run:
     """One archived run. Use as a context manager, or call :meth:`close`."""
 
@@ -80,7 +95,7 @@ class Run:
             for name in ("committed", "status", "error", "end_time"):
                 e[name].refresh()
         c = e["committed"][()]
-        self.counts: dict[str, int] = {name: int(c[name]) for name in COUNTERS if name in c.dtype.names}
+        self.counts: dict[str, int] = counts_dict(c)
         self.committed_at = float(c["t_wall"])
         for key in [k for k in self.__dict__ if k.startswith("_cache_") or k in _CACHED]:
             del self.__dict__[key]
@@ -107,9 +122,18 @@ class Run:
             self._refreshed.add(name)
         return ds
 
-    def rows(self, name: str, counter: str) -> np.ndarray:
-        """The committed rows of dataset ``name`` (path under /entry)."""
-        return self._ds(name)[: self.counts[counter]]
+    def rows(self, name: str, counter: str | None = None) -> np.ndarray:
+        """The committed rows of dataset ``name`` (path under /entry); the layout knows its counter."""
+        return self._ds(name)[: self.counts[counter or _COUNTER_OF[name]]]
+
+    def _log(self, table: str, json_as: str | None = None) -> pd.DataFrame:
+        """The committed rows of ``/entry/log/<table>``, strings decoded; with ``json_as``, the
+        JSON text each row points to, decoded, in that column (in place of offset and length)."""
+        df = _decode_frame(self.rows(TABLE[table].path))
+        if json_as is not None:
+            df[json_as] = [self.json_at(o, n) for o, n in zip(df["json_offset"], df["json_length"], strict=True)]
+            df = df.drop(columns=["json_offset", "json_length"])
+        return df
 
     def text(self, offset: int, length: int) -> str:
         return self._json_bytes[offset: offset + length].tobytes().decode("utf-8")
@@ -119,36 +143,19 @@ class Run:
 
     @cached_property
     def _json_bytes(self) -> np.ndarray:
-        return self.rows("log/json", "json_bytes")
+        return self.rows("log/json")
 
     def _scalar(self, name: str) -> str:
         return _s(self.entry[name][()])
 
     # ---------------------------------------------------------------- provenance
 
-    @property
-    def status(self) -> str:
-        return self._scalar("status")
-
-    @property
-    def error(self) -> str:
-        return self._scalar("error")
-
-    @property
-    def end_time(self) -> str:
-        return self._scalar("end_time")
-
-    @property
-    def start_time(self) -> str:
-        return self._scalar("start_time")
-
-    @property
-    def run_id(self) -> str:
-        return self._scalar("run_id")
-
-    @property
-    def protocol_name(self) -> str:
-        return self._scalar("protocol/name")
+    status = _Text("status")
+    error = _Text("error")
+    end_time = _Text("end_time")
+    start_time = _Text("start_time")
+    run_id = _Text("run_id")
+    protocol_name = _Text("protocol/name")
 
     @cached_property
     def protocol_params(self) -> dict[str, Any]:
@@ -166,7 +173,6 @@ class Run:
             "protocol_name": self.protocol_name,
             "protocol_params": self.protocol_params,
             "seeds": json.loads(self._scalar("protocol/seeds")),
-            "extra": json.loads(self._scalar("protocol/extra")),
             "software_version": _s(prog.attrs.get("version", "")),
             "git_revision": _s(prog.attrs.get("git_revision", "")) or None,
             "host": self._scalar("instrument/host"),
@@ -202,48 +208,45 @@ class Run:
     @cached_property
     def operations(self) -> pd.DataFrame:
         """Every executed operation; ``op`` and ``settings`` (and ``result``) decoded from JSON."""
-        df = _decode_frame(self.rows("log/operations", "operations"))
-        docs = [self.json_at(o, n) for o, n in zip(df.get("json_offset", []), df.get("json_length", []))]
+        df = self._log("operations", json_as="doc")
+        docs = df.pop("doc")
         df["op"] = [d.get("op", {}) for d in docs]
         df["settings"] = [d.get("settings", {}) for d in docs]
         df["result"] = [d.get("result") for d in docs]
-        return df.drop(columns=["json_offset", "json_length"])
+        return df
 
     @cached_property
     def reads(self) -> pd.DataFrame:
         """One row per conductance-matrix read, with the epoch it follows (see :meth:`epoch_at`)."""
-        df = _decode_frame(self.rows("log/reads", "reads"))
+        df = self._log("reads")
         df.insert(0, "read", np.arange(len(df)))
         df["epoch"] = self.epoch_at(df["seq"].to_numpy())
         return df
 
     @cached_property
     def pairs(self) -> pd.DataFrame:
-        df = _decode_frame(self.rows("log/pairs", "pairs"))
+        df = self._log("pairs")
         return df.rename(columns={"g": "G_S", "g_std": "G_std_S", "current": "current_A", "v_read": "v_read_V",
                                   "truth": "truth_S"})
 
     @cached_property
     def checkpoints(self) -> pd.DataFrame:
-        df = _decode_frame(self.rows("log/checkpoints", "checkpoints"))
-        df["state"] = [self.json_at(o, n) for o, n in zip(df.get("json_offset", []), df.get("json_length", []))]
-        return df.drop(columns=["json_offset", "json_length"])
+        return self._log("checkpoints", json_as="state")
 
     @cached_property
     def resumes(self) -> pd.DataFrame:
-        return _decode_frame(self.rows("log/resumes", "resumes"))
+        return self._log("resumes")
 
     @cached_property
     def record_values(self) -> pd.DataFrame:
         """Scalar numbers of every record, long format: record, seq, stream, key, value."""
-        return _decode_frame(self.rows("log/record_values", "record_values"))
+        return self._log("record_values")
 
     @cached_property
     def _records(self) -> pd.DataFrame:
-        df = _decode_frame(self.rows("log/records", "records"))
+        df = self._log("records", json_as="values")
         df.insert(0, "record", np.arange(len(df)))
-        df["values"] = [self.json_at(o, n) for o, n in zip(df.get("json_offset", []), df.get("json_length", []))]
-        return df.drop(columns=["json_offset", "json_length"])
+        return df
 
     @property
     def streams(self) -> list[str]:
@@ -297,10 +300,12 @@ class Run:
             "epoch": ("read", r["epoch"].to_numpy()),
         }
 
-    def _array(self, name: str, counter: str, dims: tuple[str, ...], coords: dict, **attrs: Any) -> xr.DataArray:
+    def _array(self, name: str, coords: dict, **attrs: Any) -> xr.DataArray:
+        """The committed rows of column ``name`` with the dimensions the layout gives it."""
+        table, column = COLUMN[name]
         ds = self._ds(name)
         return xr.DataArray(
-            ds[: self.counts[counter]], dims=dims, coords=coords, name=name.split("/")[-1],
+            self.rows(name), dims=(table.record_dim, *column.dims), coords=coords, name=column.key,
             attrs={"units": _s(ds.attrs.get("units", "")), "long_name": _s(ds.attrs.get("long_name", "")), **attrs},
         )
 
@@ -309,13 +314,13 @@ class Run:
         """Conductance matrices (read, row, col) in S; NaN where no device joins the neurons."""
         n = self.info["n_neurons"]
         coords = {**self._read_coords(), "row": np.arange(n), "col": np.arange(n)}
-        return self._array("data/conductance", "reads", ("read", "row", "col"), coords)
+        return self._array("data/conductance", coords)
 
     @cached_property
     def conductance_errors(self) -> xr.DataArray:
         n = self.info["n_neurons"]
         coords = {**self._read_coords(), "row": np.arange(n), "col": np.arange(n)}
-        return self._array("data/conductance_errors", "reads", ("read", "row", "col"), coords)
+        return self._array("data/conductance_errors", coords)
 
     def _device_coords(self) -> dict[str, Any]:
         lines, cells = self.device_lines, self.device_cells
@@ -328,15 +333,15 @@ class Run:
 
     @cached_property
     def g(self) -> xr.DataArray:
-        return self._array("devices/g", "reads", ("read", "device"), self._device_coords())
+        return self._array("devices/g", self._device_coords())
 
     @cached_property
     def g_errors(self) -> xr.DataArray:
-        return self._array("devices/g_errors", "reads", ("read", "device"), self._device_coords())
+        return self._array("devices/g_errors", self._device_coords())
 
     @cached_property
     def truth(self) -> xr.DataArray:
-        return self._array("devices/truth", "reads", ("read", "device"), self._device_coords())
+        return self._array("devices/truth", self._device_coords())
 
     def dataset(self) -> xr.Dataset:
         """Every matrix read as one xarray Dataset (conductances, errors, device view, truth)."""
@@ -349,9 +354,9 @@ class Run:
     @cached_property
     def multiply(self) -> xr.DataArray:
         """Neuron currents of every in-materio multiply (k, neuron) in A, with the pattern."""
-        meta = _decode_frame(self.rows("log/multiplies", "multiplies"))
+        meta = self._log("multiplies")
         k = len(meta)
-        pattern = self.rows("multiply/pattern", "multiplies")
+        pattern = self.rows("multiply/pattern")
         coords = {
             "multiply": np.arange(k), "neuron": np.arange(self.info["n_neurons"]),
             "t_bench": ("multiply", meta["t_bench"].to_numpy() if k else np.zeros(0)),
@@ -359,12 +364,12 @@ class Run:
             "v_read": ("multiply", meta["v_read"].to_numpy() if k else np.zeros(0)),
             "pattern": (("multiply", "neuron"), pattern),
         }
-        return self._array("multiply/currents", "multiplies", ("multiply", "neuron"), coords)
+        return self._array("multiply/currents", coords)
 
     @cached_property
     def applied(self) -> xr.DataArray:
         """Line voltages of every apply / pulse train (k, line) in V; NaN = floating."""
-        meta = _decode_frame(self.rows("log/applies", "applies"))
+        meta = self._log("applies")
         k = len(meta)
         col = (lambda c, d: meta[c].to_numpy() if k else np.zeros(0, d))
         coords = {
@@ -374,7 +379,7 @@ class Run:
             "kind": ("apply", col("kind", object)), "duration": ("apply", col("duration", float)),
             "width": ("apply", col("width", float)), "count": ("apply", col("count", int)),
         }
-        return self._array("apply/line_voltages", "applies", ("apply", "line"), coords)
+        return self._array("apply/line_voltages", coords)
 
     # ---------------------------------------------------------------- tidy tables
 
@@ -410,7 +415,7 @@ class Run:
 
     def summary(self) -> dict[str, Any]:
         """A few headline facts (used by ``list_runs`` and the report)."""
-        ops = self.rows("log/operations", "operations")
+        ops = self.rows("log/operations")
         t_bench = float(ops["t_bench"][-1] + ops["duration"][-1]) if len(ops) else 0.0
         t_wall = float(ops["t_wall"][-1] - ops["t_wall"][0]) if len(ops) else 0.0
         return {
@@ -422,6 +427,7 @@ class Run:
 
 
 _CACHED = {name for name, v in vars(Run).items() if isinstance(v, cached_property)}
+_COUNTER_OF = {path: counter for counter, paths in COUNTED_PATHS.items() for path in paths}
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:
