@@ -222,22 +222,37 @@ class Crossbar:
 
     def pulse(self, volts: dict[int, float], width_s: float, count: int = 1, period_s: float | None = None,
               others: str = "ground") -> ApplyResult:
+        """``count`` pulses of ``width_s`` at full drive, ``period_s`` apart.
+
+        One bus: the driver times the pulse on the instrument. Several buses: their levels are
+        set one command after another, and a command's level holds from the end of its
+        latency, so all buses are at full drive from the last level set until the first zero
+        takes effect: the hold is shortened by one command latency to make that time the width
+        asked. The buses set first and zeroed last see part of the drive for (buses − 1)
+        latencies on each side; ``timeline`` records what was applied (a trigger-synchronised
+        start removes it on instruments that have one).
+        """
         route, levels = self.plan_levels(volts, others)
         self.configure(route, {})
         period = period_s if period_s is not None else 2 * width_s
         gap = max(period - width_s, 0.0)
         line_v = None
+        clock, t0 = self.act.clock, self.act.clock.now()
+        timeline: list[tuple[float, str, float]] = []
         for k in range(count):
             if len(levels) == 1:
                 (bus, v), = levels.items()
+                timeline.append((clock.now() - t0, bus, v))
                 self._pulse(bus, v, width_s, k)
+                timeline.append((timeline[-1][0] + width_s, bus, 0.0))
             else:
                 for bus, v in levels.items():
-                    self.act.set_level(bus, v)
+                    self._timed_level(bus, v, timeline, t0)
                 if line_v is None:
                     line_v = self._line_array()
-                self.act.hold(width_s)
-                self.zero()
+                self.act.hold(max(width_s - self.act.timing.command_s, 0.0))
+                for bus in levels:
+                    self._timed_level(bus, 0.0, timeline, t0)
             if k < count - 1:
                 self.act.hold(gap)
         if line_v is None:  # single-bus pulses: report the levels the lines saw
@@ -245,7 +260,12 @@ class Crossbar:
             for line, bus in route.items():
                 if bus in levels:
                     line_v[line] = levels[bus]
-        return ApplyResult(line_v, float(width_s) * count, {})
+        return ApplyResult(line_v, float(width_s) * count, {}, tuple(timeline))
+
+    def _timed_level(self, bus: str, volts: float, timeline: list[tuple[float, str, float]], t0: float) -> None:
+        if self.act.level(bus) != volts:
+            self.act.set_level(bus, volts)
+            timeline.append((self.act.clock.now() - t0, bus, volts))
 
     def _pulse(self, bus: str, volts: float, width_s: float, k: int) -> None:
         try:

@@ -193,6 +193,9 @@ class ApplyResult:
     line_voltages: np.ndarray  # (n_lines,) V actually set; NaN for floating lines
     duration_s: float  # total time at level (width × count for pulses)
     bus_currents: Mapping[str, float]  # A, measured once while at level (may be empty)
+    # (t s from the operation's start, bus, V) at each level change, as the commands took
+    # effect (a command's level holds from the end of its latency); buses not listed stay at 0 V
+    timeline: tuple[tuple[float, str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ def test_resume_a_killed_dry_run_with_the_runner(bench, tmp_path):
         assert ops.loc[ops["segment"] == 1, "index"].min() == point.next_index
 
 
+@pytest.mark.slow
 def test_characterization_curves_from_dry_runs(bench, tmp_path):
     from protocols.characterize import Characterize
     from protocols.ivsweep import IVSweep

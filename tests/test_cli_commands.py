@@ -129,6 +129,7 @@ def _checkpoints(path: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_into_the_same_file(tmp_path: Path) -> None:
     args = ["run", "train_hopfield", "--dry-run", "--out", str(tmp_path), "--quiet", "--json",
             "--set", "epochs=6", "--set", "read_every=1"]

@@ -24,6 +24,7 @@ metric = "conductance.v_read"
 """
 
 
+@pytest.mark.slow
 def test_sweep_on_a_local_cluster_records_a_failed_point_and_goes_on(tmp_path: Path) -> None:
     spec = tmp_path / "sweep.toml"
     spec.write_text(SWEEP)

@@ -263,3 +263,42 @@ def test_pulse_trains_move_the_devices_and_return_to_zero() -> None:
         assert sim.hot_switches == 0
     finally:
         bench.close()
+
+
+def _full_drive_s(timeline, levels: dict[str, float]) -> float:
+    """Time during which every bus sat at its full level, from an applied timeline."""
+    now: dict[str, float] = {}
+    total, t_prev = 0.0, 0.0
+    for t, bus, v in timeline:
+        if all(now.get(b) == lv for b, lv in levels.items()):
+            total += t - t_prev
+        now[bus], t_prev = v, t
+    return total
+
+
+def test_a_two_bus_pulse_holds_full_drive_for_the_width_asked_and_records_its_timeline() -> None:
+    bench = Bench.open(film_config(6), simulate=True)
+    try:
+        sim = bench.twin.bench
+        applied: list[tuple[float, str, float]] = []
+        orig = sim.set_level
+
+        def spy(bus: str, volts: float) -> None:  # the twin's own record of when levels changed
+            applied.append((sim.clock.now, bus, volts))
+            orig(bus, volts)
+
+        sim.set_level = spy
+        guard, act, xbar = guarded(bench)
+        pattern = {i: (1.0 if i % 2 else -1.0) for i in range(6)}
+        for width in (1e-3, 5e-3):
+            applied.clear()
+            with guard.scoped("write"):
+                res = xbar.pulse(pattern, width, count=2, period_s=4 * width)
+            levels = {"drive_pos": 1.0, "drive_neg": -1.0}
+            # the archived timeline says what the twin applied, and full drive lasts width × count
+            t0 = applied[0][0] - res.timeline[0][0]
+            assert [(round(t - t0, 9), b, v) for t, b, v in applied] == [
+                (round(t, 9), b, v) for t, b, v in res.timeline]
+            assert _full_drive_s(res.timeline, levels) == pytest.approx(2 * width, rel=1e-9)
+    finally:
+        bench.close()

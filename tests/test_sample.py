@@ -32,6 +32,7 @@ def _read_noise_S() -> float:
     return p.read_noise_window * p.window_S
 
 
+@pytest.mark.slow
 def test_a_dry_run_started_from_a_sample_continues_its_state(tmp_path: Path) -> None:
     trained = run_protocol("train_hopfield", overrides=TRAIN, out_dir=tmp_path, dry_run=True,
                            progress=False, sample="film-A")
@@ -76,6 +77,7 @@ def _interrupted_after(n_checkpoints: int, path: Path) -> None:
     writer.close()
 
 
+@pytest.mark.slow
 def test_a_resumed_dry_run_matches_an_uninterrupted_one(tmp_path: Path) -> None:
     full = run_protocol("train_hopfield", overrides=TRAIN, archive=tmp_path / "full.h5", dry_run=True, progress=False)
     _interrupted_after(2, tmp_path / "part.h5")

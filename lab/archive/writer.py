@@ -409,7 +409,8 @@ class ArchiveWriter:
             table, row = "multiplies", self._append_multiply(times, res)
         elif isinstance(res, ApplyResult):
             table, row = "applies", self._append_apply(times, rec, res)
-            doc["result"] = {"bus_currents": res.bus_currents, "duration_s": res.duration_s}
+            doc["result"] = {"bus_currents": res.bus_currents, "duration_s": res.duration_s,
+                             "timeline": [list(e) for e in res.timeline]}
         elif isinstance(op, Record):
             table, row = "records", self._append_record(times, op)
         elif res is not None:
