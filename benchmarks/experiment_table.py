@@ -1,4 +1,5 @@
-"""Print the issue-5 table: the self-learning Hopfield experiment on the simulated benches.
+"""The self-learning Hopfield experiment on the simulated benches: the table, then one JSON line
+per (set, method).
 
     python benchmarks/experiment_table.py            # the full table (~45 min on 2 cores)
     python benchmarks/experiment_table.py --quick    # demo-sized (~1 min)
@@ -141,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(result.epoch_table())
     print(f"\nwall time {time.monotonic() - t0:.0f} s")
+    for row in experiment_summary(result)["rows"]:  # one JSON line per (set, method)
+        print(json.dumps({"set": row["set"], "glyphs": row["glyphs"], "method": row["method"], "exact": row["exact"],
+                          "bit": row["bit_accuracy"], "materio_exact": row["materio_exact"],
+                          "w_corr_hebbian": row["w_corr_hebbian"], "per_seed_exact": row["per_seed_exact"]}))
     if args.json:
         args.json.write_text(json.dumps(experiment_summary(result), indent=1, default=float))
     return 0

@@ -44,6 +44,9 @@ class ModelCapability:
     envelope: tuple[tuple[float, float], ...] = ()  # SMU: DC (|V| up to, |I| up to), ascending V
     i_limit_min: float = 0.0  # A, smallest current limit / measure range the source accepts
     driver: str = ""  # "module:Class" of the driver that opens this model
+    # digital-I/O trigger lines a cable can join across instruments (2600B: 14, DB-25), so
+    # armed sources start a pulse together (``arm_sync_pulse`` / ``fire_trigger_line``)
+    trigger_lines: int = 0
 
     def i_max_at(self, volts: float) -> float:
         """Largest DC current at ``|volts|`` (``i_max`` where no envelope is known)."""
@@ -77,7 +80,7 @@ _K707 = "drivers.keithley707b:"
 def _k2600(channels: tuple[str, ...], cls: str, *, v: float = 202.0, i: float = 1.515, i_min: float = 1e-10,
            envelope: tuple[tuple[float, float], ...] = _2600_200V) -> ModelCapability:
     return ModelCapability("smu", v, i, channels, nplc_range=_TSP_NPLC, envelope=envelope, i_limit_min=i_min,
-                           driver=_K2600 + cls)
+                           driver=_K2600 + cls, trigger_lines=14)
 
 
 def _b2900(channels: tuple[str, ...], cls: str) -> ModelCapability:

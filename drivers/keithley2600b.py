@@ -14,16 +14,24 @@ and a pulse runs on the instrument in one chunk, timed by its own ``delay()``, s
 does not depend on the link latency::
 
     smua.source.levelv = 1 delay(0.001) local c = smua.source.compliance smua.source.levelv = 0 print(c)
+
+Pulses on several buses start together on a digital I/O trigger line (the instruments'
+DB-25 ports joined by a cable): each channel is armed with
+:meth:`Keithley2600BChannel.arm_sync_pulse` (its trigger model waits for the line's
+edge, steps to the level, ends the pulse on a timer ``width_s`` later and returns to its
+idle level ``smuX.source.levelv``), then one instrument asserts the line with
+:meth:`Keithley2600B.fire_trigger_line`, and every other armed instrument is waited for
+with :meth:`Keithley2600B.wait_complete`.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
-from pymeasure.instruments.validators import strict_discrete_set
+from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from .capabilities import capability
-from .errors import InstrumentTimeout
+from .errors import InstrumentError, InstrumentTimeout
 from .smu_common import (
     BadReply,
     GuardedInstrument,
@@ -32,6 +40,7 @@ from .smu_common import (
     channels_of,
     measured,
     number_control,
+    role_method,
     switch_control,
     to_bool01,
     to_float,
@@ -120,6 +129,62 @@ class Keithley2600BChannel(SourceMeterChannelBase):
         return to_bool01(reply)
 
 
+    @role_method
+    def arm_sync_pulse(self, volts: float, width_s: float, line: int, timer: int | None = None) -> None:
+        """Arm one pulse of ``volts`` for ``width_s`` that starts on digital I/O trigger ``line``.
+
+        The trigger model's source waits for ``digio.trigger[line]``; the end of the pulse
+        waits for ``trigger.timer[timer]`` (default 1 for smua, 2 for smub: one timer per
+        channel), started by the source step. The channel returns to its idle level
+        (``source.levelv``, normally 0 V) when the pulse ends. The output must be on.
+        """
+        strict_range(volts, (-self.v_max, self.v_max))
+        if not 1e-6 <= width_s <= 100e3:
+            raise ValueError(f"pulse width must be 1 µs to 100000 s (a trigger timer's delay), got {width_s!r}")
+        if line not in range(1, 15):
+            raise ValueError(f"digital I/O trigger line must be 1..14, got {line!r}")
+        timer = ("a", "b").index(self.id) + 1 if timer is None else timer
+        if timer not in range(1, 9):
+            raise ValueError(f"trigger timer must be 1..8, got {timer!r}")
+        self._ready()
+        if self._output is None:
+            self._output = self._query_output()
+        if not self._output:
+            raise InstrumentError(f"channel {self.id}: output is off, a pulse would not reach the device")
+        self.parent.write(sync_pulse_chunk(f"smu{self.id}", volts, width_s, line, timer))
+        self.parent.raise_errors(f"arm a {volts:g} V, {width_s:g} s pulse on digio trigger line {line}")
+
+    @role_method
+    def abort_sync_pulse(self) -> None:
+        """Disarm the trigger model (an armed pulse that never fired is dropped)."""
+        self.parent.write(f"smu{self.id}.trigger.abort()")
+        self.parent.raise_errors()
+
+
+def sync_pulse_chunk(smu: str, volts: float, width_s: float, line: int, timer: int) -> str:
+    """The TSP chunk that arms ``smu`` (``smua``/``smub``) for one line-triggered pulse."""
+    tmr, dio = f"trigger.timer[{timer}]", f"digio.trigger[{line}]"
+    return " ".join((
+        f"{smu}.trigger.source.listv({{{volts:g}}})",
+        f"{smu}.trigger.source.action = {smu}.ENABLE",
+        f"{smu}.trigger.measure.action = {smu}.DISABLE",
+        f"{smu}.trigger.count = 1",
+        f"{smu}.trigger.arm.count = 1",
+        f"{smu}.trigger.arm.stimulus = 0",
+        f"{smu}.trigger.source.stimulus = {dio}.EVENT_ID",
+        f"{tmr}.delay = {width_s:.9g}",
+        f"{tmr}.count = 1",
+        f"{tmr}.passthrough = false",
+        f"{tmr}.stimulus = {smu}.trigger.SOURCE_COMPLETE_EVENT_ID",
+        f"{smu}.trigger.endpulse.action = {smu}.SOURCE_IDLE",
+        f"{smu}.trigger.endpulse.stimulus = {tmr}.EVENT_ID",
+        f"{smu}.trigger.endsweep.action = {smu}.SOURCE_IDLE",
+        f"{dio}.mode = digio.TRIG_FALLING",
+        f"{dio}.clear()",
+        f"{smu}.trigger.initiate()",
+    ))
+
+
 _CHANNEL_CLASSES: dict[str, type[Keithley2600BChannel]] = {}
 
 
@@ -160,6 +225,36 @@ class Keithley2600B(GuardedInstrument, Instrument):
     def _bind_model(cls) -> None:
         cls.default_name = f"Keithley {cls.model.removeprefix('keithley').upper()}"
         cls.smu = channels_of(cls.model, channel_class(cls.model))
+
+    def fire_trigger_line(self, line: int, width_s: float) -> None:
+        """Assert digital I/O trigger ``line``: every channel armed on it starts its pulse now.
+
+        Waits (``waitcomplete()``) for this instrument's own armed pulses, ``width_s`` long,
+        then checks the error queue; wait for the other instruments with :meth:`wait_complete`.
+        """
+        if line not in range(1, 15):
+            raise ValueError(f"digital I/O trigger line must be 1..14, got {line!r}")
+        self._ask_done(f"digio.trigger[{line}].mode = digio.TRIG_FALLING digio.trigger[{line}].assert() "
+                       "waitcomplete() print(1)", width_s)
+        self.raise_errors(f"assert digio trigger line {line}")
+
+    def wait_complete(self, timeout_s: float = 0.0) -> None:
+        """``waitcomplete()``: return once the armed pulses ran (allowing ``timeout_s`` more)."""
+        self._ask_done("waitcomplete() print(1)", timeout_s)
+
+    def _ask_done(self, chunk: str, extra_s: float) -> None:
+        try:
+            with self.longer_timeout(extra_s):
+                reply = self.ask(chunk)
+        except InstrumentTimeout:
+            self.raise_errors(chunk)  # a rejected chunk prints nothing: the reason is in the queue
+            raise
+        try:
+            done = to_float(reply) == 1.0
+        except BadReply:
+            done = False
+        if not done:
+            raise BadReply(f"{self.name}: expected 1 once the operations completed ({chunk})", reply=reply)
 
     def read_error(self) -> tuple[int, str]:
         fields = self.ask("print(errorqueue.next())").split("\t")

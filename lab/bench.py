@@ -63,6 +63,7 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
                 entry["crosspoints"] = {xp: [bus, lay.lines[line]] for (bus, line), xp in lay.crosspoint.items()}
         insts.append(entry)
     sim = config.simulation
+    lines = {str(k): list(v) for k, v in config.wiring.trigger_lines.items()}
     return {
         "topology": topo,
         "preset": _preset(sim),
@@ -71,6 +72,7 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
         "source_resistance_ohm": sim.source_resistance_ohm,
         "realtime": sim.realtime,
         "instruments": insts,
+        **({"trigger_lines": lines} if lines else {}),
     }
 
 
@@ -256,6 +258,8 @@ class InstrumentBackend:
     def __init__(self, bench: Bench) -> None:
         self._channels = bench.channels
         self._matrix = bench.matrix
+        self._instruments = bench.instruments
+        self._config = bench.config
         self.clock = bench.clock
 
     def set_voltage(self, bus: str, volts: float) -> None:
@@ -278,6 +282,17 @@ class InstrumentBackend:
 
     def pulse(self, bus: str, volts: float, width_s: float) -> None:
         self._channels[bus].pulse(volts, width_s)
+
+    def sync_pulse(self, levels: Mapping[str, float], width_s: float, line: int) -> None:
+        """Arm every bus on trigger ``line``, fire it from the first bus's instrument, and wait
+        for the others: the sources step together and return to 0 V together."""
+        owners = {bus: self._config.buses[bus].instrument for bus in levels}
+        for bus, volts in levels.items():
+            self._channels[bus].arm_sync_pulse(volts, width_s, line=line)
+        master = owners[next(iter(levels))]
+        self._instruments[master].fire_trigger_line(line, width_s)
+        for name in sorted(set(owners.values()) - {master}):
+            self._instruments[name].wait_complete(width_s)
 
     def close(self, crosspoints: Iterable[str]) -> None:
         self._matrix.close(list(crosspoints))
@@ -366,6 +381,9 @@ class PaperBench:
         return PaperReading(self.guard.levels[bus], float(out[lines].sum()) if lines else 0.0)
 
     def pulse(self, bus: str, volts: float, width_s: float) -> None:
+        self.clock.sleep(width_s)
+
+    def sync_pulse(self, levels: Mapping[str, float], width_s: float, line: int) -> None:
         self.clock.sleep(width_s)
 
     def close(self, crosspoints: Iterable[str]) -> None:

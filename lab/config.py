@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -157,6 +157,10 @@ class WiringConfig(_Strict):
     # as calibrated on this bench. The line driving a read carries the whole row current, so it
     # sits I·R below its source; reads measure that current and correct for it. 0 = no correction.
     contact_resistance_ohm: float = Field(0.0, ge=0.0, le=1000.0)
+    # Digital-I/O trigger lines joined by a cable: line number -> the source-meters on it. The
+    # sources of a multi-bus pulse then start and stop together (one trigger edge) instead of
+    # one command latency apart. Only models with trigger lines (2600B) can be listed.
+    trigger_lines: dict[int, list[str]] = Field(default_factory=dict)
 
     @field_validator("rows")
     @classmethod
@@ -281,6 +285,14 @@ class BenchConfig(_Strict):
     def matrix(self) -> InstrumentConfig:
         return self.instrument(self.wiring.matrix)
 
+    def sync_line(self, buses: Iterable[str]) -> int | None:
+        """A trigger line joining every instrument that drives ``buses``, if the bench has one."""
+        owners = {self.buses[b].instrument for b in buses}
+        for line, members in sorted(self.wiring.trigger_lines.items()):
+            if owners <= set(members):
+                return line
+        return None
+
     @cached_property
     def layout(self) -> Layout:
         lines = self.array.lines()
@@ -399,6 +411,18 @@ def _wiring_problems(cfg: BenchConfig, minst: Any) -> list[tuple[str, str]]:
     missing = [n for n in names if n not in w.lines]
     if missing:
         p.append(("wiring.lines", f"line(s) not wired: {', '.join(missing)}"))
+    insts = {i.name: i for i in cfg.instruments}
+    for line, members in w.trigger_lines.items():
+        f = f"wiring.trigger_lines.{line}"
+        if not members or len(set(members)) != len(members):
+            p.append((f, "needs one or more distinct instrument names"))
+        for name in members:
+            inst = insts.get(name)
+            if inst is None:
+                p.append((f, f"no instrument named {name!r}"))
+            elif not 1 <= line <= capability(inst.model).trigger_lines:
+                p.append((f, f"{name} ({inst.model}) has no trigger line {line} "
+                             f"(it has {capability(inst.model).trigger_lines})"))
     return p
 
 

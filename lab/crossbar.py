@@ -229,8 +229,9 @@ class Crossbar:
         latency, so all buses are at full drive from the last level set until the first zero
         takes effect: the hold is shortened by one command latency to make that time the width
         asked. The buses set first and zeroed last see part of the drive for (buses − 1)
-        latencies on each side; ``timeline`` records what was applied (a trigger-synchronised
-        start removes it on instruments that have one).
+        latencies on each side; ``timeline`` records what was applied. A bench whose sources
+        share a trigger line (``[wiring.trigger_lines]``) arms every bus and fires one edge
+        instead: all buses step together, hold exactly the width, and step back together.
         """
         route, levels = self.plan_levels(volts, others)
         self.configure(route, {})
@@ -239,8 +240,19 @@ class Crossbar:
         line_v = None
         clock, t0 = self.act.clock, self.act.clock.now()
         timeline: list[tuple[float, str, float]] = []
+        line = self.config.sync_line(levels) if len(levels) > 1 else None
         for k in range(count):
-            if len(levels) == 1:
+            if line is not None:  # one trigger edge starts every bus: exactly the width at full drive
+                if line_v is None:
+                    line_v = self._line_array()
+                    for ln, bus in route.items():
+                        if bus in levels:
+                            line_v[ln] = levels[bus]
+                t = clock.now() - t0
+                self._sync_pulse(levels, width_s, line, k)
+                timeline += [(t, bus, v) for bus, v in levels.items()]
+                timeline += [(t + width_s, bus, 0.0) for bus in levels]
+            elif len(levels) == 1:
                 (bus, v), = levels.items()
                 timeline.append((clock.now() - t0, bus, v))
                 self._pulse(bus, v, width_s, k)
@@ -261,6 +273,14 @@ class Crossbar:
                 if bus in levels:
                     line_v[line] = levels[bus]
         return ApplyResult(line_v, float(width_s) * count, {}, tuple(timeline))
+
+    def _sync_pulse(self, levels: dict[str, float], width_s: float, line: int, k: int) -> None:
+        try:
+            self.act.sync_pulse(levels, width_s, line)
+        except ComplianceTripped as exc:
+            bus = next(iter(levels))
+            raise ComplianceHit("pulse", bus, self.act.current_limit(bus), None,
+                                f"synchronised pulse {k + 1} ({width_s:g} s, trigger line {line}): {exc}") from exc
 
     def _timed_level(self, bus: str, volts: float, timeline: list[tuple[float, str, float]], t0: float) -> None:
         if self.act.level(bus) != volts:

@@ -88,6 +88,7 @@ class RunResult:
     last_checkpoint_index: int | None = None
     wall_time_s: float = 0.0
     estimate: DryCheckReport | None = None
+    notes: list[str] = field(default_factory=list)  # the protocol's Notes, in order
 
 
 _READS = (ReadPair, ReadMatrix, Multiply)
@@ -266,6 +267,7 @@ class _Session:
     last_cp: tuple[int, dict[str, Any]] | None = None
     n_ops: int = 0
     returned: Any = None
+    notes: list[str] = field(default_factory=list)
 
 
 class Runner:
@@ -474,6 +476,7 @@ class Runner:
         elif isinstance(op, Record):
             s.records.append((op.stream, dict(op.values)))
         elif isinstance(op, Note):
+            s.notes.append(op.text)
             log.info("note: %s", op.text)
         return result
 
@@ -509,7 +512,7 @@ class Runner:
             records=s.records, returned=s.returned, error=error,
             last_checkpoint=s.last_cp[1] if s.last_cp else None,
             last_checkpoint_index=s.last_cp[0] if s.last_cp else None,
-            wall_time_s=time.monotonic() - s.wall0, estimate=estimate,
+            wall_time_s=time.monotonic() - s.wall0, estimate=estimate, notes=list(s.notes),
         )
         log.info("run %s %s: %d operations, %.3f s of bench time, %d relay operations",
                  s.info.run_id, status, s.n_ops, self.last_result.bench_time_s, act.relay_operations)

@@ -42,6 +42,7 @@ class Backend(Protocol):
     def set_output(self, bus: str, on: bool) -> None: ...
     def measure(self, bus: str) -> Any: ...  # .voltage .current .compliance
     def pulse(self, bus: str, volts: float, width_s: float) -> None: ...
+    def sync_pulse(self, levels: Mapping[str, float], width_s: float, line: int) -> None: ...
     def close(self, crosspoints: Iterable[str]) -> None: ...
     def open(self, crosspoints: Iterable[str]) -> None: ...
     def open_all(self) -> None: ...
@@ -357,6 +358,27 @@ class GuardedActuator:
         self.commands += 2
         self.estimated_s += self.timing.pulse_s(width_s)
         self.clock.charge(2 * self.timing.command_s)
+
+    def sync_pulse(self, levels: Mapping[str, float], width_s: float, line: int) -> None:
+        """One pulse on several buses started by one trigger edge; all return to 0 V together.
+
+        Every level is checked as it would stand with the others (the devices see them all at
+        once), and each bus must start from 0 V, as for a single-bus pulse.
+        """
+        for bus in levels:
+            if self._guard.levels[bus] != 0.0:
+                raise SafetyError(f"buses.{bus}", "a pulse starts from 0 V")
+        for bus, volts in levels.items():
+            self._guard.check_pulse(bus, float(volts), float(width_s))
+            # committed before anything is sent: if arming fails, the relays stay locked
+            self._guard.commit_level(bus, float(volts))
+        self._backend.sync_pulse(dict(levels), float(width_s), int(line))
+        for bus in levels:
+            self._guard.commit_level(bus, 0.0)
+        self._guard.write_elapsed = 0.0
+        self.commands += 2 * len(levels) + 1
+        self.estimated_s += self.timing.pulse_s(width_s)
+        self.clock.charge((len(levels) + 1) * self.timing.command_s)
 
     def hold(self, seconds: float) -> None:
         """Let ``seconds`` pass at the present levels."""

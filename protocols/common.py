@@ -147,42 +147,6 @@ def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
     return m
 
 
-def reference_offset(
-    bench: BenchInfo, g: np.ndarray, baseline: np.ndarray | None, kind: "str | float"
-) -> np.ndarray:
-    """Per-output offset c_i (S) subtracted on top of the baseline, from measured conductances.
-
-    'mean': one number, the mean of G − baseline over every multiply term; 'row_mean': each
-    output's own mean; a number: that conductance (with no baseline, the G_ref itself).
-    """
-    n = bench.n_neurons
-    if not isinstance(kind, str):
-        return np.full(n, float(kind))
-    diff = np.asarray(g, dtype=float) - (0.0 if baseline is None else np.asarray(baseline, dtype=float))
-    diff = np.where(np.isfinite(diff), diff, 0.0)
-    f, ones = field_matrix(bench, diff), field_matrix(bench, 1.0)
-    if kind == "row_mean":
-        return f.sum(axis=1) / ones.sum(axis=1)
-    if kind == "mean":
-        return np.full(n, f.sum() / ones.sum())
-    raise ValueError(f"reference must be 'mean', 'row_mean' or a conductance in S, got {kind!r}")
-
-
-def weights_from_conductances(
-    bench: BenchInfo, g: np.ndarray, baseline: np.ndarray | None = None, reference: "str | float" = "mean"
-) -> np.ndarray:
-    """The weights the array computes with, W = F(G) − F(baseline) − c·F(1), from a measurement.
-
-    Row i holds what output neuron i sums: h = W s is the reference-subtracted field an
-    in-materio multiply returns. For software recall *from a measured matrix* and for
-    comparing learned weights; training never uses it to write anything.
-    """
-    c = reference_offset(bench, g, baseline, reference)
-    g = np.where(np.isfinite(g), g, 0.0)
-    b = 0.0 if baseline is None else np.asarray(baseline, dtype=float)
-    return field_matrix(bench, np.asarray(g, dtype=float) - b) - c[:, None] * field_matrix(bench, 1.0)
-
-
 def device_index(bench: BenchInfo) -> dict[tuple[int, int], int]:
     """Device by matrix cell; a film device answers for (i, j) and (j, i)."""
     out: dict[tuple[int, int], int] = {}

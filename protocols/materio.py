@@ -50,9 +50,15 @@ def measure_reference(
     base = np.zeros((n, n)) if baseline is None else field_matrix(bench, np.asarray(baseline, dtype=float))
     if not isinstance(kind, str):
         return Reference(base, np.full(n, float(kind)), ones)
-    if kind not in ("mean", "row_mean"):
-        raise ValueError(f"reference must be 'mean', 'row_mean' or a conductance in S, got {kind!r}")
+    if kind not in ("mean", "row_mean", "scaled_baseline"):
+        raise ValueError(f"in-materio reference must be 'scaled_baseline' (the read-out, see protocols.readout), "
+                         f"'mean', 'row_mean' or a conductance in S, got {kind!r}")
     res: MultiplyResult = yield Multiply(pattern=(1,) * n, v_read=v_read)
+    if kind == "scaled_baseline" and baseline is not None:
+        # W = G − λ·G0 with λ = Σ_ij G_ij / Σ_ij G0_ij: the row sums of one all-+1 multiply
+        lam = float(np.sum(np.asarray(res.currents, dtype=float) / res.v_read) / base.sum())
+        return Reference(lam * base, np.zeros(n), ones)
+    # no baseline: scaled_baseline is W = G − Ḡ, the 'mean' offset below
     excess = np.asarray(res.currents, dtype=float) / res.v_read - base.sum(axis=1)
     if kind == "row_mean":
         return Reference(base, excess / ones.sum(axis=1), ones)

@@ -10,7 +10,8 @@ from lab.operations import BenchInfo, Note, ReadMatrix, Record
 
 from . import hopfield_reference as ref
 from .base import Plan, Protocol
-from .common import CueChoice, PatternChoice, weights_from_conductances
+from .common import CueChoice, PatternChoice
+from .readout import ReadoutName, field_weights, get_readout
 from .materio import materio_recall, measure_reference
 
 
@@ -22,10 +23,22 @@ class Recall(Protocol):
     on the same W, for comparison. Cues are the stored patterns with ``cues.flip_fraction``
     of their bits flipped, or the explicit ``probes`` (e.g. a new, similar glyph).
 
-    The weights are W = G − baseline − offset: ``baseline`` is the per-device conductance
-    measured before training (the ``g`` of a ReadConductances run; it removes the devices'
-    own spread), ``reference`` the offset on top ('mean' of the change, 'row_mean', or a
-    conductance in S). Without a baseline, 'mean' subtracts the mean conductance itself.
+    The weights are the read-out (:mod:`protocols.readout`) of the measured conductances
+    against ``baseline``, the per-device conductances measured before training (the first
+    ``g`` of a TrainHopfield run, or a ReadConductances run): ``readout="scaled_baseline"``,
+    W = G − λ·G0 with λ = ΣG/ΣG0, in software and in materio (λ from one all-+1 multiply);
+    "relative" (ΔG/G0 minus its mean) in software only. Without a baseline W = G − Ḡ.
+    Software recall uses the weights a multiply sums (:func:`protocols.readout.field_weights`:
+    on a film the symmetric, zero-diagonal Hopfield matrix; on an untied crossbar with its
+    self-couplings), so both computes recall on the same W.
+
+    ``calibrate`` (materio): one guarded matrix read before the multiplies. A multiply drives
+    every contact at once, and what the contact resistances keep from each sense current
+    depends on the conductances: the bench corrects it with a nodal model of the film fed by
+    its latest read. Without a read in the same run that model holds the nominal conductance,
+    and the correction leaves a field error of ~1.4 µS (read noise of a field: ~0.35 µS; the
+    smallest recall margins of L T X O: ~1.2 µS). The read changes nothing on the film (it is
+    below the switching threshold) and computes no weight; it calibrates the measurement.
     """
 
     name: ClassVar[str] = "recall"
@@ -37,13 +50,14 @@ class Recall(Protocol):
     probes: PatternChoice | None = None
     mode: Literal["sync", "async"] = "async"
     compute: Literal["materio", "software"] = "materio"
-    reference: Literal["mean", "row_mean"] | float = "mean"
+    readout: ReadoutName = "scaled_baseline"
     baseline: tuple[float, ...] | None = None
     theta: float = 0.0
     max_steps: int = Field(30, ge=1)
     v_read: float | None = Field(None, gt=0)
     read_repeats: int = Field(1, ge=1)
     order_seed: int = 0
+    calibrate: bool = True
 
     @field_validator("baseline")
     @classmethod
@@ -62,12 +76,18 @@ class Recall(Protocol):
         cues, targets = ref.make_cues(x, self.cues.per_pattern, self.cues.flip_fraction, self.cues.seed)
         return x, cues, targets
 
+    def check(self, bench: BenchInfo) -> None:
+        if self.compute == "materio" and not get_readout(self.readout).in_materio:
+            raise ValueError(f"readout {self.readout!r} cannot be subtracted in materio (a multiply cannot divide "
+                             f"each path by its own G0); use 'scaled_baseline' or compute='software'")
+
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
         names, _ = self.patterns.for_bench(bench)
         x, cues, targets = self.cue_list(bench)
         if self.v_read is not None and self.v_read > bench.v_read_max:
             raise ValueError(f"v_read = {self.v_read} V exceeds the bench read ceiling {bench.v_read_max} V")
         rng = np.random.default_rng(self.order_seed)
+        self.check(bench)
         if self.baseline is not None and len(self.baseline) != bench.n_devices:
             raise ValueError(f"baseline has {len(self.baseline)} conductances, the bench {bench.n_devices} devices")
         yield Note(f"recall of {len(cues)} cues ({self.mode}, {self.compute}) over {' '.join(names)}")
@@ -75,9 +95,12 @@ class Recall(Protocol):
         w = None
         if self.compute == "software":
             m = yield ReadMatrix(v_read=self.v_read, repeats=self.read_repeats)
-            w = weights_from_conductances(bench, np.asarray(m.g), base, self.reference)
+            w = field_weights(bench, np.asarray(m.g), base, self.readout)
         else:
-            reference = yield from measure_reference(bench, self.reference, self.v_read, self.baseline)
+            if self.calibrate:
+                yield Note("calibration read: the multiply's contact-loss model takes the conductances read now")
+                yield ReadMatrix(v_read=self.v_read, repeats=self.read_repeats)
+            reference = yield from measure_reference(bench, self.readout, self.v_read, self.baseline)
         finals, steps = [], []
         for k, (cue, t) in enumerate(zip(cues, targets)):
             if w is not None:

@@ -6,6 +6,7 @@ array changes the conductances (Oja-like, with the device's soft bounds as the d
 """
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lab.operations import BenchInfo, Checkpoint, MatrixResult, Note, Pulse, ReadMatrix, Record, Wait
 
 from .base import Plan, Protocol
+from .readout import ReadoutName, field_weights, get_readout
 from .common import (
     PatternChoice, check_voltage, outer_product_phases, pattern_voltages, self_free_groups, symmetric_matrix,
 )
@@ -72,11 +74,69 @@ class TrainHopfield(Protocol):
     """Clamped training: for each epoch and pattern, hold the pattern on the lines as voltages.
 
     Each presentation is a pulse train (``pulse``) of the pattern in the chosen ``encoding``
-    (``levels``: "single" puts the + lines at 2·v_train and the − lines at 0 V, "split" at
-    ±v_train; the devices see the same), followed by ``recovery_s`` of rest at 0 V (lets Joule heat
-    and any transient relax before the next pattern). The matrix is read every
-    ``read_every`` epochs and after the last one; ``read_first`` also reads the untrained
-    array (the baseline a recall subtracts).
+    (``levels``: "single" puts the + lines at 2·V and the − lines at 0 V, "split" at ±V; the
+    devices see the same), followed by ``recovery_s`` of rest at 0 V. The device makes every
+    change: nothing here computes or writes a weight.
+
+    Reads: ``read_first`` reads the untrained array (the baseline G0 every read-out needs,
+    see :mod:`protocols.readout`); then the matrix is read after every ``read_every``-th
+    epoch, after each epoch listed in ``read_epochs``, and after the last one.
+
+    Dose: presentation p of the run (p = 1, 2, ... over all epochs) gets the pulse time
+    d_p = d_1·p0/(p − 1 + p0) with d_1 = ``pulse.count``·``pulse.width_s`` and p0 =
+    ``anneal_offset`` (``anneal="harmonic"``, the default for the "pattern" encoding),
+    delivered as the fewest pulses no wider than ``pulse.width_s``; ``anneal="none"`` (the
+    default for "outer_product", whose crossbar devices this schedule was not calibrated on)
+    gives every presentation ``pulse.count`` pulses of ``pulse.width_s``.
+
+    Why the defaults (the shipped film-amr preset; physics notes §2, §7; numbers measured on
+    the simulated 35-contact film, see the protocol's tests):
+
+    - ``v_train=1.0`` V: anti-aligned paths see 2 V, j ≈ 3 j_d, in linear flow; the film then
+      dissipates ~0.12 W and sits at ~620 K, where the thermally activated relaxation of the
+      idle (aligned) paths runs at about the rate the driven ones are pushed (k ≈ 8 /s,
+      push ≈ 6 /s), so the texture each path settles to, x* = Σ push/(Σ push + Σ relax), is
+      close to the fraction of patterns that hold the pair anti-aligned, (1 − C_ij/P)/2:
+      linear in the pattern correlation, i.e. Hebbian. Hotter, the relaxation wins
+      exponentially and x* bends away from linear (measured: exact recall ~0.55 at 1.2 V);
+      cooler, the push wins.
+    - ``level_power=True``: a clamped ±V pattern drives current only through its anti-aligned
+      pairs, so it dissipates P_μ = (2V)²·Σ_anti G ≈ 4V²·Ḡ·n₊n₋ (n₊, n₋ its ±1 counts), and the
+      film's temperature follows that power (L 578 K, O 620 K at ±1 V): the relaxation that
+      writes the aligned half of a pattern is 4.6× faster under O than under L, and
+      unlevelled the high-power glyphs dominate the learned matrix (fitted imprint after 10
+      shuffled epochs of one 6 ms pulse: L : T : X : O = 0.67 : 0.74 : 0.83 : 1; with the
+      defaults otherwise, one glyph is lost on every film tried, exact recall 0.74).
+      Levelled, pattern μ is driven at V_μ = V0·√(max_ν P_ν / P_μ), so every pattern
+      dissipates the same power and heats the film to the same temperature (imprint equal
+      within 1 %). P_μ is computed
+      from the baseline read (Σ over the pattern's anti-aligned paths of their measured G0),
+      or from n₊n₋ without one; the n₊n₋ estimate alone leaves the glyphs' film temperatures
+      up to ~25 K apart on a film with a 31 % path-to-path spread of G. ``v_train`` is V0,
+      the amplitude of the highest-power pattern; the levels are capped at the bench's v_max
+      (a Note says if a pattern could not be levelled) and kept on resume. Only the
+      "pattern" encoding is levelled: with "outer_product" every device is selected at
+      ±v_train in its own V/2 phase.
+    - ``shuffle=True`` with ``seed``: a fresh random order per epoch (one seeded numpy
+      Generator for the run). Each presentation partly overwrites the ones before it (the
+      soft bounds are the Oja decay term); a fixed order always lets the same glyph write
+      last, a shuffled one spreads that recency over all of them.
+    - ``anneal="harmonic"``, ``pulse`` 20 × 8 ms for the first presentation, p0 = 2: with a
+      dose ∝ 1/p each presentation moves a path a fraction ≈ 1/p of its way to that
+      presentation's target, so the texture is the running *average* of what every
+      presentation wrote — all patterns weighted alike whatever the order (the last of 40
+      presentations gets one 7.8 ms pulse, which moves a path ~6 % of its way) — while the
+      total dose (~1.1 s of pulses, ~9 e-folding times of a typical path, ≥ 4 for one 2σ
+      slower) lets every path reach its fixed point, where its own wall mobility (30 %
+      path-to-path spread) cancels between push and relaxation. A constant dose cannot do
+      both in 10 epochs: one 1 ms pulse per presentation leaves the mobility spread in the
+      texture (exact recall 0.75–1.0 per film), one 8 ms pulse (~3 e-folding times) is
+      better but lets the last glyphs of an epoch win on some films. Pulses 8 ms wide keep
+      the sequential bus settling (≈ +2 ms per pulse at full drive) a small part of the dose
+      and fit the bench's 10 ms limit on time above the read ceiling.
+    - ``epochs=10``: 40 presentations of four glyphs; the schedule above converges in them.
+    - ``read_first=True``: without the untrained read no read-out can remove the ~31 %
+      path-to-path spread of G0, which is 30× the learned change.
     """
 
     name: ClassVar[str] = "train_hopfield"
@@ -85,28 +145,98 @@ class TrainHopfield(Protocol):
     patterns: PatternChoice = PatternChoice(names=("L", "T", "X", "O"))
     epochs: int = Field(10, ge=1)
     v_train: float = Field(1.0, gt=0)
-    pulse: PulseShape = PulseShape()
+    pulse: PulseShape = PulseShape(width_s=8e-3, count=20)
+    anneal: Literal["harmonic", "none"] | None = None
+    anneal_offset: float = Field(2.0, gt=0)
     encoding: Encoding = "pattern"
     levels: Literal["split", "single"] = "split"
+    level_power: bool = True
     potentiate_polarity: Literal[1, -1] = -1
     spare_self: bool = False
-    order: Literal["sequential", "shuffled"] = "sequential"
-    order_seed: int = 0
+    shuffle: bool = True
+    seed: int = 0
     recovery_s: float = Field(0.0, ge=0)
     read_every: int = Field(1, ge=0)
-    read_first: bool = False
+    read_epochs: tuple[int, ...] = ()
+    read_first: bool = True
     read_repeats: int = Field(1, ge=1)
     v_read: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _read_epochs_in_range(self) -> "TrainHopfield":
+        bad = [e for e in self.read_epochs if not 1 <= e <= self.epochs]
+        if bad:
+            raise ValueError(f"read_epochs {bad} outside 1..epochs ({self.epochs})")
+        return self
 
     def presentations(self, bench: BenchInfo) -> list[tuple[int, int, np.ndarray]]:
         """(epoch, pattern index, state) in the order they are applied."""
         _, x = self.patterns.for_bench(bench)
-        rng = np.random.default_rng(self.order_seed)
+        rng = np.random.default_rng(self.seed)
         out = []
         for epoch in range(self.epochs):
-            idx = rng.permutation(len(x)) if self.order == "shuffled" else np.arange(len(x))
+            idx = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
             out.extend((epoch, int(k), x[k]) for k in idx)
         return out
+
+    @property
+    def schedule(self) -> str:
+        """The dose schedule in force: ``anneal``, or by default "harmonic" for the pattern
+        encoding (calibrated on the film) and "none" for outer_product (not calibrated)."""
+        if self.anneal is not None:
+            return self.anneal
+        return "harmonic" if self.encoding == "pattern" else "none"
+
+    def dose(self, index: int) -> tuple[float, int]:
+        """(pulse width s, pulse count) of the presentation with 0-based run ``index``."""
+        if self.schedule == "none":
+            return self.pulse.width_s, self.pulse.count
+        total = self.pulse.width_s * self.pulse.count * self.anneal_offset / (index + self.anneal_offset)
+        n = max(1, math.ceil(total / self.pulse.width_s - 1e-9))
+        return total / n, n
+
+    def relative_power(self, bench: BenchInfo, g: np.ndarray | None = None) -> np.ndarray:
+        """Joule power of each pattern at unit drive, over the largest (1).
+
+        P_μ = Σ_d G_d·(V_a − V_b)², the device voltages of the encoded pattern at 1 V, with
+        ``g`` the measured per-device conductances (the baseline read), or uniform G
+        without: then for ±V on a film P_μ ∝ 4·n₊n₋, the anti-aligned pairs times (2V)².
+        The measured form also levels the geometry: with a 31 % path-to-path spread of G
+        the n₊n₋ estimate leaves the patterns' film temperatures up to ~25 K apart.
+        """
+        _, x = self.patterns.for_bench(bench)
+        lines = np.array(bench.devices, dtype=int).reshape(-1, 2)
+        weight = np.ones(bench.n_devices)
+        if g is not None:
+            g = np.asarray(g, dtype=float)
+            weight = np.where(np.isfinite(g) & (g > 0), g, np.nanmedian(g) if np.isfinite(g).any() else 1.0)
+        power = []
+        for s in x:
+            p = 0.0
+            for volts in encode(bench, s, 1.0, self.encoding, self.potentiate_polarity, self.levels):
+                v = np.zeros(bench.n_lines)
+                for line, value in volts.items():
+                    v[line] = value
+                p += float(np.sum(weight * (v[lines[:, 0]] - v[lines[:, 1]]) ** 2))
+            power.append(p)
+        power = np.array(power)
+        if not np.all(power > 0):
+            raise ValueError("a pattern drives no device (all its neurons at the same level): nothing to train")
+        return power / power.max()
+
+    def amplitudes(self, bench: BenchInfo, g: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(drive V per pattern, True where levelling was capped by the bench's v_max).
+
+        ``g``: measured per-device conductances to level on (see :meth:`relative_power`).
+        """
+        _, x = self.patterns.for_bench(bench)
+        if not self.level_power or self.encoding != "pattern":
+            return np.full(len(x), self.v_train), np.zeros(len(x), dtype=bool)
+        v = self.v_train / np.sqrt(self.relative_power(bench, g))
+        # the highest line level of a presentation: v ("split") or 2v ("single")
+        peak = 2.0 if self.levels == "single" else 1.0
+        cap = bench.v_max / peak
+        return np.minimum(v, cap), v > cap + 1e-12
 
     def check(self, bench: BenchInfo) -> None:
         _, x = self.patterns.for_bench(bench)
@@ -116,6 +246,15 @@ class TrainHopfield(Protocol):
             raise ValueError(f"pulse.width_s {self.pulse.width_s} s exceeds the bench limit {bench.max_pulse_width_s} s")
         if self.v_read is not None and self.v_read > bench.v_read_max:
             raise ValueError(f"v_read = {self.v_read} V exceeds the bench read ceiling {bench.v_read_max} V")
+        volts_mu, _ = self.amplitudes(bench)
+        for s, v in zip(x, volts_mu):
+            for volts in encode(bench, s, float(v), self.encoding, self.potentiate_polarity, self.levels):
+                check_voltage(bench, "levelled v_train", volts)
+
+    def reads_after(self, epoch: int) -> bool:
+        """Is the matrix read after (1-based) ``epoch``."""
+        return (epoch == self.epochs or epoch in self.read_epochs
+                or bool(self.read_every and epoch % self.read_every == 0))
 
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
         self.check(bench)
@@ -124,28 +263,51 @@ class TrainHopfield(Protocol):
         plan = self.presentations(bench)
         yield Note(f"clamped training of {' '.join(names)} for epochs {start + 1}..{self.epochs}")
         # spare_self: never pulse a crossbar's self-couplings (random half splits, see self_free_groups)
-        split = np.random.default_rng([self.order_seed, start, 1]) if (
+        split = np.random.default_rng([self.seed, start, 1]) if (
             self.spare_self and self.encoding == "outer_product") else None
         matrices: list[np.ndarray] = []
         read_epochs: list[int] = []
+        baseline = None
         if self.read_first and start == 0:
-            m = yield from read_matrix(bench, self.read_repeats, self.v_read, 0)
-            matrices.append(m)
+            yield Record("train_baseline", {"epoch": 0})  # labels the read below as epoch 0 in the archive
+            baseline = yield from read_matrix(bench, self.read_repeats, self.v_read, 0)
+            matrices.append(baseline)
             read_epochs.append(0)
+        levelled = self.level_power and self.encoding == "pattern"
+        resumed_levels = bool(resume and "v_levels" in resume)
+        if resumed_levels:  # a resumed run keeps the levels it started with
+            volts_mu = np.array(resume["v_levels"], dtype=float)  # type: ignore[index]
+            capped = np.zeros(len(volts_mu), dtype=bool)
+        else:
+            volts_mu, capped = self.amplitudes(bench, baseline)
+        if levelled and not resumed_levels:
+            basis = "the measured baseline" if baseline is not None else "nominal n₊n₋ (no baseline read)"
+            levels = ", ".join(f"{n} {v:.3f} V" for n, v in zip(names, volts_mu))
+            yield Note(f"power-levelled drive from {basis}: {levels}")
+            if capped.any():
+                yield Note("levelling capped at v_max for " + " ".join(n for n, c in zip(names, capped) if c)
+                           + ": those patterns run cooler than the others")
+        n_patterns = len(volts_mu)
         for epoch in range(start, self.epochs):
-            for _, k, s in (p for p in plan if p[0] == epoch):
-                for volts in encode(bench, s, self.v_train, self.encoding, self.potentiate_polarity, self.levels, split):
-                    yield Pulse.of(volts, self.pulse.width_s, self.pulse.count, self.pulse.period_s)
+            order = [k for e, k, _ in plan if e == epoch]
+            doses = []
+            for q, (_, k, s) in enumerate(p for p in plan if p[0] == epoch):
+                v = float(volts_mu[k])
+                width, count = self.dose(epoch * n_patterns + q)
+                doses.append(width * count)
+                for volts in encode(bench, s, v, self.encoding, self.potentiate_polarity, self.levels, split):
+                    yield Pulse.of(volts, width, count, self.pulse.period_s)
                 if self.recovery_s > 0:
                     yield Wait(self.recovery_s)
-            yield Record("train_epoch", {"epoch": epoch + 1, "order": np.array([k for e, k, _ in plan if e == epoch])})
-            last = epoch + 1 == self.epochs
-            if last or (self.read_every and (epoch + 1) % self.read_every == 0):
+            yield Record("train_epoch", {"epoch": epoch + 1, "order": np.array(order),
+                                         "v_train": np.array([volts_mu[k] for k in order]),
+                                         "dose_s": np.array(doses)})
+            if self.reads_after(epoch + 1):
                 m = yield from read_matrix(bench, self.read_repeats, self.v_read, epoch + 1)
                 matrices.append(m)
                 read_epochs.append(epoch + 1)
-            yield Checkpoint({"epoch": epoch + 1})
-        return {"epochs": read_epochs, "g": matrices}
+            yield Checkpoint({"epoch": epoch + 1, "v_levels": [float(v) for v in volts_mu]})
+        return {"epochs": read_epochs, "g": matrices, "v_levels": volts_mu}
 
 
 def read_matrix(bench: BenchInfo, repeats: int, v_read: float | None, epoch: int):
@@ -196,7 +358,7 @@ class TrainErrorDriven(Protocol):
     potentiate_polarity: Literal[1, -1] = -1
     spare_self: bool = False
     baseline: tuple[float, ...] | None = None
-    reference: Literal["mean", "row_mean"] | float = "mean"
+    readout: ReadoutName = "scaled_baseline"
     read_repeats: int = Field(4, ge=1)
     v_read: float | None = Field(None, gt=0)
     seed: int = 0
@@ -256,10 +418,11 @@ class TrainErrorDriven(Protocol):
             raise ValueError(f"v_read = {self.v_read} V exceeds the bench read ceiling {bench.v_read_max} V")
         if self.baseline is not None and len(self.baseline) != bench.n_devices:
             raise ValueError(f"baseline has {len(self.baseline)} conductances, the bench {bench.n_devices} devices")
+        if self.probe == "materio" and not get_readout(self.readout).in_materio:
+            raise ValueError(f"readout {self.readout!r} cannot be subtracted in materio; use 'scaled_baseline'")
 
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
         from . import hopfield_reference as ref
-        from .common import weights_from_conductances
         from .materio import field_at, measure_reference
 
         self.check(bench)
@@ -284,12 +447,12 @@ class TrainErrorDriven(Protocol):
                 g = yield from read_matrix(bench, self.read_repeats, self.v_read, epoch)
             history.append(g)
             epochs.append(epoch)
-            w = weights_from_conductances(bench, g, base, self.reference)
+            w = field_weights(bench, g, base, self.readout)
             off = w - np.diag(np.diag(w))
             norm = np.sqrt(np.sum(off**2, axis=1))
             reference = None
             if self.probe == "materio":
-                reference = yield from measure_reference(bench, self.reference, self.v_read, tuple(base))
+                reference = yield from measure_reference(bench, self.readout, self.v_read, tuple(base))
             count = self.count(epoch)
             n_updates = 0
             n_errors = 0

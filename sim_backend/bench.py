@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .presets import DevicePreset, load_preset
 from .topology import Topology
 
 _CHUNK_CHANGE = 0.02  # state change per chunk before a floating circuit is re-solved
+TIMELINE_MAX = 100_000  # level changes the applied timeline keeps (the oldest drop out)
 
 
 class SimulatedBench:
@@ -68,6 +70,8 @@ class SimulatedBench:
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
+        # Every change of a bus's source level, as (virtual time s, bus, volts), oldest first.
+        self.level_timeline: deque[tuple[float, str, float]] = deque(maxlen=TIMELINE_MAX)
 
     # -- the sample -----------------------------------------------------------
     def sample_state(self) -> dict[str, Any]:
@@ -102,9 +106,44 @@ class SimulatedBench:
         self._config_version += 1
 
     def set_level(self, bus: str, volts: float) -> None:
+        self.set_levels({bus: volts})
+
+    def set_levels(self, levels: Mapping[str, float]) -> None:
+        """Change several buses' levels at one virtual instant (trigger-synchronised sources)."""
         with self.lock:
-            self._source(bus).level_V = float(volts)
+            sources = {bus: self._source(bus) for bus in levels}  # all names checked before any change
+            now = self.clock.now
+            for bus, volts in levels.items():
+                source = sources[bus]
+                if source.level_V != float(volts):
+                    self.level_timeline.append((now, bus, float(volts)))
+                source.level_V = float(volts)
             self._changed()
+
+    def play(self, changes: Iterable[tuple[float, str, float]]) -> float:
+        """Apply level changes ``(offset s from now, bus, volts)`` on the virtual clock.
+
+        Changes with the same offset take effect together (one :meth:`set_levels`); the
+        physics integrates the levels in between. Returns the virtual time at the end.
+        """
+        with self.lock:
+            t0 = self.clock.now
+            at: dict[float, dict[str, float]] = {}
+            for offset, bus, volts in changes:
+                if offset < 0:
+                    raise ValueError(f"a level change cannot precede its trigger (offset {offset} s)")
+                self._source(bus)
+                at.setdefault(float(offset), {})[bus] = float(volts)
+            for offset in sorted(at):
+                if t0 + offset > self.clock.now:
+                    self.advance(t0 + offset - self.clock.now)
+                self.set_levels(at[offset])
+            return self.clock.now
+
+    def timeline_since(self, t0: float) -> list[tuple[float, str, float]]:
+        """The recorded level changes at or after virtual time ``t0``."""
+        with self.lock:
+            return [e for e in self.level_timeline if e[0] >= t0]
 
     def set_compliance(self, bus: str, amps: float) -> None:
         if not amps > 0:

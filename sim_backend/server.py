@@ -58,12 +58,24 @@ def deliver(instrument: SimInstrument, message: str, command_log: list[LogEntry]
     return instrument.respond(message)
 
 
-def split_messages(buffer: bytearray) -> list[str]:
-    """Take the complete newline-terminated messages out of ``buffer``."""
+MAX_MESSAGE_BYTES = 4_000_000  # an instrument's input buffer: longer unterminated input is dropped
+
+
+def split_messages(buffer: bytearray, instrument: SimInstrument | None = None) -> list[str]:
+    """Take the complete newline-terminated messages out of ``buffer``.
+
+    An unterminated message longer than :data:`MAX_MESSAGE_BYTES` is discarded and, if
+    ``instrument`` is given, queues -363 Input buffer overrun there, as a real one does.
+    """
     messages = []
     while True:
         end = buffer.find(b"\n")
         if end < 0:
+            if len(buffer) > MAX_MESSAGE_BYTES:
+                buffer.clear()
+                if instrument is not None:
+                    with instrument.lock:
+                        instrument.push_error(-363, "Input buffer overrun")
             return messages
         raw = bytes(buffer[:end]).rstrip(b"\r")
         del buffer[: end + 1]
@@ -106,7 +118,7 @@ class _Endpoint:
 
     def _answer(self, buffer: bytearray, send: Callable[[bytes], None], drop: Callable[[], None]) -> bool:
         """Handle complete messages in ``buffer``; False once the link was dropped."""
-        for message in split_messages(buffer):
+        for message in split_messages(buffer, self.instrument):
             try:
                 response = deliver(self.instrument, message, self.command_log)
             except Exception:  # a simulator bug must not kill the server thread

@@ -14,6 +14,11 @@ no config objects, so the simulator stays usable on its own)::
         "cards": 3, "crosspoints": {"1A01": ["drive_pos", "C0"]}, "settling_time_s": 0.003,
         "limits": {"max_cards": 6}}]}
 
+An optional ``"trigger_lines": {"1": ["smu1", "smu2"]}`` wires digital I/O line 1 of the
+instruments named (2600B models) together, as a bench's DB-25 digital I/O cable does
+(:mod:`sim_backend.triggers`): a source armed on the line's trigger starts when any member
+asserts it, all at the same virtual instant.
+
 Source-meter channels name the buses they drive; matrix crosspoints join a bus to a device
 line. ``limits`` (optional) are what the model can do, in place of the simulator's
 datasheet defaults (see :mod:`sim_backend.instruments`). The twin's instruments are
@@ -31,12 +36,13 @@ from . import PresetError, SimulatedBench, crossbar, film, load_preset
 from .instruments import MODELS, create
 from .instruments.base import SimInstrument
 from .instruments.keithley707b import Keithley707B
+from .triggers import TriggerLine, build_lines
 from .visa_library import SimVisaLibrary
 
 _CHANNEL_ID = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
 _TOP_KEYS = {
     "topology", "preset", "seed", "contact_resistance_ohm", "source_resistance_ohm", "realtime",
-    "instruments",
+    "instruments", "trigger_lines",
 }
 
 
@@ -50,6 +56,7 @@ class Twin:
     instruments: dict[str, SimInstrument]
     by_resource: dict[str, SimInstrument]
     spec: dict[str, Any] = field(default_factory=dict)
+    trigger_lines: dict[int, TriggerLine] = field(default_factory=dict)
 
     def visa_library(self) -> SimVisaLibrary:
         """A fresh in-process VISA library serving these instruments by their resource strings."""
@@ -201,7 +208,27 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
         inst = _instrument(entry, f"instruments[{i}] ({entry['name']})", bench)
         instruments[entry["name"]] = inst
         by_resource[entry["resource"]] = inst
-    return Twin(bench=bench, instruments=instruments, by_resource=by_resource, spec=dict(spec))
+    lines = _trigger_lines(spec, bench, instruments)
+    return Twin(bench=bench, instruments=instruments, by_resource=by_resource, spec=dict(spec),
+                trigger_lines=lines)
+
+
+def _trigger_lines(spec: Mapping[str, Any], bench: Any, instruments: Mapping[str, SimInstrument]) -> dict[int, TriggerLine]:
+    raw = spec.get("trigger_lines") or {}
+    if not isinstance(raw, Mapping):
+        raise TwinSpecError(f"twin spec: trigger_lines must map a line number to instrument names, got {raw!r}")
+    try:
+        lines = build_lines(raw, bench, instruments)
+    except (TypeError, ValueError) as exc:
+        raise TwinSpecError(f"twin spec: trigger_lines: {exc}") from None
+    for line in lines.values():
+        for name in line.members:
+            inst = instruments[name]
+            if not hasattr(inst, "attach_trigger_line"):
+                raise TwinSpecError(f"twin spec: trigger_lines: line {line.number}: {name} ({inst.model}) "
+                                    "has no simulated trigger lines (the 2600B models do)")
+            inst.attach_trigger_line(line)
+    return lines
 
 
 def _instrument(entry: Mapping[str, Any], where: str, bench: Any) -> SimInstrument:

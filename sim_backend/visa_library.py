@@ -92,7 +92,7 @@ class _Session:
             if self.dropped:
                 return 0, StatusCode.error_connection_lost
             self.inbox.extend(data)
-            messages = split_messages(self.inbox)
+            messages = split_messages(self.inbox, self.instrument)
             if self.inbox and self._send_end_terminates():
                 messages.append(bytes(self.inbox).decode("ascii", errors="replace"))
                 self.inbox.clear()
@@ -255,7 +255,8 @@ class SimVisaLibrary(highlevel.VisaLibraryBase):
 
     def close(self, session: Any) -> StatusCode:
         if self.sessions.pop(session, None) is None:
-            return self.handle_return_value(session, StatusCode.error_invalid_object)
+            # as pyvisa-sim: a second close (ResourceManager.__del__ after close) is not an error to raise
+            return StatusCode.error_invalid_object
         return self.handle_return_value(session, StatusCode.success)
 
     # -- I/O ----------------------------------------------------------------------------------

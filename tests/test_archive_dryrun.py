@@ -10,6 +10,7 @@ pytest.importorskip("lab.runner", reason="needs the runner (lab/runner.py)")
 from lab.archive import ArchiveWriter, open_run  # noqa: E402
 from lab.bench import Bench  # noqa: E402
 from lab.app.report import report  # noqa: E402
+from protocols.readout import hopfield_weights  # noqa: E402
 from lab.runner import Runner  # noqa: E402
 from protocols import hopfield_reference as ref  # noqa: E402
 from protocols.common import CueChoice, glyphs  # noqa: E402
@@ -40,17 +41,19 @@ def test_report_from_a_dry_training_run(bench, tmp_path):
     with open_run(path) as r:
         assert r.status == "complete" and r.protocol_name == "train_hopfield"
         assert r.counts["operations"] == res.n_operations
-        assert list(r.conductance.coords["epoch"].values) == [1, 2]
+        assert list(r.conductance.coords["epoch"].values) == [0, 1, 2]  # the baseline read, then each epoch
         assert r.info["simulated"] and r.info["sim_preset"] and r.info["bench_text"]
         # the report's convergence number is the software reference's own correlation measure
-        expect = ref.weight_correlation(r.conductance.values[-1], oja(2))
+        # of the one read-out recall uses, W = G − λ·G0 against the read before training
+        g = r.g.values
+        expect = ref.weight_correlation(hopfield_weights(bench.info, g[-1], g[0]), oja(2))
         assert rep.summary["convergence_final_correlation"] == pytest.approx(expect, abs=1e-9)
         # a guarded read on the simulator agrees with the true conductances within a few %
         assert rep.summary["read_error_rel"] < 0.05
         # the archive kept every pulse the runner applied, with its line voltages
         pulses = r.operations[r.operations["kind"] == "pulse"]
         assert len(pulses) == len(r.applied) == 2 * len(GLYPHS)
-        assert np.nanmax(np.abs(r.applied.values)) == pytest.approx(0.6 * bench.info.v_max)
+        assert np.nanmax(np.abs(r.applied.values)) == pytest.approx(float(np.max(res.returned["v_levels"])))
 
 
 def test_report_from_a_dry_recall_run(bench, tmp_path):
@@ -103,17 +106,17 @@ def test_resume_a_killed_dry_run_with_the_runner(bench, tmp_path):
                        env={**os.environ, "PYTHONPATH": str(root)})
     assert p.returncode == -9, p.stderr
     with open_run(path) as r:
-        assert r.status == "running" and r.counts["reads"] == 1 and r.counts["checkpoints"] == 1
+        assert r.status == "running" and r.counts["reads"] == 2 and r.counts["checkpoints"] == 1
 
     w = ArchiveWriter.resume(path)
     point = w.resume_point
-    assert point.state == {"epoch": 1}
+    assert point.state["epoch"] == 1
     proto = TrainHopfield(patterns=glyphs(*GLYPHS), epochs=2, v_train=0.6 * bench.info.v_max)
     res = Runner(bench, observers=[w]).run(proto, resume=point.state, start_index=point.next_index)
     assert res.status == "complete"
     with open_run(path) as r:
         assert r.status == "complete" and len(r.resumes) == 1
-        assert list(r.conductance.coords["epoch"].values) == [1, 2]
+        assert list(r.conductance.coords["epoch"].values) == [0, 1, 2]  # the baseline read, then each epoch
         assert list(r.checkpoints["state"].map(lambda s: s["epoch"])) == [1, 2]
         ops = r.operations
         assert ops["index"].is_unique and ops["index"].is_monotonic_increasing
@@ -134,7 +137,9 @@ def test_characterization_curves_from_dry_runs(bench, tmp_path):
         kinds = {n.rsplit("_", 1)[0] for n in rep.figures}  # drop the curve length
         if name == "iv":
             assert kinds == {"characterization_iv_voltage"}
-        else:  # ΔG vs signed amplitude, ΔG vs width, and the learning curves vs pulse number
+        else:  # ΔG vs signed amplitude, ΔG vs width, the learning curves vs pulse number, and
+            # the learning rule: ΔG per pulse vs amplitude per polarity, threshold and fit drawn
             assert kinds == {"characterization_characterize_device_amplitudes_V",
                              "characterization_characterize_device_widths_s",
-                             "characterization_characterize_device_point"}
+                             "characterization_characterize_device_point",
+                             "learning_rule_characterize"}

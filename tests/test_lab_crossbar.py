@@ -13,6 +13,7 @@ import pytest
 
 from lab.bench import Bench, PaperBench
 from lab.config import load_bench, parse_bench
+from lab.errors import ConfigError
 from lab.crossbar import ComplianceHit, Crossbar, plan_floating_reads, plan_guarded_reads
 from lab.safety import GuardedActuator, SafetyGuard
 from conftest import film_bench_dict
@@ -302,3 +303,74 @@ def test_a_two_bus_pulse_holds_full_drive_for_the_width_asked_and_records_its_ti
             assert _full_drive_s(res.timeline, levels) == pytest.approx(2 * width, rel=1e-9)
     finally:
         bench.close()
+
+
+def test_the_multiply_correction_needs_the_present_conductances() -> None:
+    """Why in-materio recall reads the matrix first: a multiply's contact-loss correction is a
+    nodal model of the film; fed the nominal conductance it leaves a field error several times
+    the read noise of a field, fed a fresh read it leaves read noise alone."""
+    bench = Bench.open(film_config(35), simulate=True)
+    try:
+        guard, act, xbar = guarded(bench)
+        v = bench.config.limits.v_read_max_V / 2
+        lay = bench.config.layout
+        gm = np.zeros((35, 35))
+        for d, (a, c) in enumerate(lay.devices):
+            gm[a, c] = gm[c, a] = bench.truth()[d]
+        rng = np.random.default_rng(0)
+        patterns = [rng.choice([-1, 1], 35) for _ in range(3)]
+
+        def field_error() -> float:
+            errs = []
+            for s in patterns:
+                with guard.scoped("read"):
+                    res = xbar.multiply(tuple(int(z) for z in s), None, v)
+                errs.append(res.currents / v - gm @ s)
+            return float(np.sqrt(np.mean(np.square(errs))))
+
+        nominal = field_error()  # nothing read yet in this session: the nominal conductance
+        with guard.scoped("read"):
+            xbar.read_matrix(None, v, 1, "guarded")
+        calibrated = field_error()
+        sigma = bench.twin.bench.preset.read_noise_window * bench.twin.bench.preset.window_S
+        noise_of_a_field = sigma * np.sqrt(34)  # 34 paths into each contact, each read noisy
+        assert calibrated < 1.5 * noise_of_a_field
+        assert nominal > 3 * noise_of_a_field
+    finally:
+        bench.close()
+
+
+def test_sources_on_one_trigger_line_pulse_together_for_exactly_the_width() -> None:
+    d = film_bench_dict(6)
+    d["wiring"]["trigger_lines"] = {1: ["smu1", "smu2", "smu3", "smu4"]}
+    cfg = parse_bench(d, "film6-triggered.toml")
+    assert cfg.sync_line(["drive_pos", "drive_neg"]) == 1
+    bench = Bench.open(cfg, simulate=True)
+    try:
+        guard, act, xbar = guarded(bench)
+        sim = bench.twin.bench
+        t_start = sim.clock.now
+        pattern = {i: (1.0 if i % 2 else -1.0) for i in range(6)}
+        with guard.scoped("write"):
+            res = xbar.pulse(pattern, 2e-3, count=2, period_s=6e-3)
+        applied = [(t - t_start, bus, v) for t, bus, v in sim.timeline_since(t_start)
+                   if bus in ("drive_pos", "drive_neg")]
+        starts = sorted({round(t, 9) for t, _, v in applied if v != 0.0})
+        stops = sorted({round(t, 9) for t, _, v in applied if v == 0.0})
+        assert len(starts) == 2 and len(stops) == 2  # both buses step at one instant, twice
+        assert [b - a for a, b in zip(starts, stops)] == pytest.approx([2e-3, 2e-3], abs=1e-6)
+        levels = {"drive_pos": 1.0, "drive_neg": -1.0}
+        assert _full_drive_s(res.timeline, levels) == pytest.approx(4e-3, rel=1e-9)
+        assert guard.levels["drive_pos"] == guard.levels["drive_neg"] == 0.0
+    finally:
+        bench.close()
+
+
+def test_a_trigger_line_names_instruments_that_have_one() -> None:
+    d = film_bench_dict(6)
+    d["wiring"]["trigger_lines"] = {1: ["smu1", "nope"], 20: ["smu2"]}
+    with pytest.raises(ConfigError) as err:
+        parse_bench(d, "bad.toml")
+    text = str(err.value)
+    assert "wiring.trigger_lines.1: no instrument named 'nope'" in text
+    assert "wiring.trigger_lines.20" in text and "has no trigger line 20" in text

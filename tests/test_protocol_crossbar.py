@@ -8,7 +8,8 @@ from lab.bench import Bench
 from lab.config import loads_bench
 from lab.runner import Runner
 from protocols import hopfield_reference as ref
-from protocols.common import PatternChoice, weights_from_conductances
+from protocols.common import PatternChoice
+from protocols.readout import field_weights
 from protocols.read_conductances import ReadConductances
 from protocols.recall import Recall
 from protocols.train import TrainErrorDriven, TrainHopfield
@@ -96,7 +97,7 @@ def test_error_driven_training_stores_patterns_and_stops_when_right(xbar):
     out = res.returned
     epochs = [v for s, v in res.records if s == "train_epoch"]
     assert epochs[0]["updates"] > 0 and epochs[-1]["errors"] < epochs[0]["errors"]
-    w = weights_from_conductances(xbar.info, out["g"][-1], out["baseline"], "mean")
+    w = field_weights(xbar.info, out["g"][-1], out["baseline"])  # W = G − λ·G0, as recall sums it
     assert ref.stable_patterns(w, x).all()
     # the network, computing in materio, holds every stored pattern
     rec = runner.run(Recall(patterns=PatternChoice(vectors=PATTERNS), probes=PatternChoice(vectors=PATTERNS),

@@ -33,7 +33,8 @@ def test_experiment_runs_train_read_recall_per_epoch_and_tabulates(film_runners)
     clamped = s.methods["clamped"]
     assert len(clamped.per_epoch) == 3  # untrained, then after each epoch
     assert clamped.materio is None  # in-materio recall is tested with the Recall protocol
-    assert clamped.weight_correlation is not None and clamped.detail["oja_eta"] in cfg.oja_eta_grid
+    # the learned W = G − λ·G0 against the fixed Hebbian point, no fitted rate: already close
+    assert clamped.weight_correlation is not None and clamped.weight_correlation > 0.5
     assert s.methods["error_driven"].method == "error-driven (film)"
     assert s.methods["hebbian"].scores.exact == 1.0
     table = result.table()

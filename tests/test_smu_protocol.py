@@ -336,6 +336,71 @@ def test_2600b_reported_error_and_model_bounds():
             c.pulse(41, 1e-3)
 
 
+def _sync_arm_chunk(smu: str, volts: str, width: str, line: int, timer: int) -> str:
+    tmr, dio = f"trigger.timer[{timer}]", f"digio.trigger[{line}]"
+    return (f"{smu}.trigger.source.listv({{{volts}}}) {smu}.trigger.source.action = {smu}.ENABLE "
+            f"{smu}.trigger.measure.action = {smu}.DISABLE {smu}.trigger.count = 1 {smu}.trigger.arm.count = 1 "
+            f"{smu}.trigger.arm.stimulus = 0 {smu}.trigger.source.stimulus = {dio}.EVENT_ID "
+            f"{tmr}.delay = {width} {tmr}.count = 1 {tmr}.passthrough = false "
+            f"{tmr}.stimulus = {smu}.trigger.SOURCE_COMPLETE_EVENT_ID "
+            f"{smu}.trigger.endpulse.action = {smu}.SOURCE_IDLE {smu}.trigger.endpulse.stimulus = {tmr}.EVENT_ID "
+            f"{smu}.trigger.endsweep.action = {smu}.SOURCE_IDLE {dio}.mode = digio.TRIG_FALLING {dio}.clear() "
+            f"{smu}.trigger.initiate()")
+
+
+ON = "1.00000e+00"
+
+
+def test_2600b_sync_pulse_arms_each_channel_on_its_own_timer_then_fires_the_line():
+    fire = "digio.trigger[3].mode = digio.TRIG_FALLING digio.trigger[3].assert() waitcomplete() print(1)"
+    with expected_protocol(
+        Keithley2636B,
+        tsp_prepare("a", output=ON) + [(_sync_arm_chunk("smua", "1.5", "0.001", 3, 1), None), TSP_OK]
+        + tsp_prepare("b", output=ON) + [(_sync_arm_chunk("smub", "-1.5", "0.001", 3, 2), None), TSP_OK]
+        + [(fire, ON), TSP_OK, ("waitcomplete() print(1)", ON),
+           ("smub.trigger.abort()", None), TSP_OK],
+    ) as k:
+        k.channels()["a"].arm_sync_pulse(1.5, 1e-3, line=3)
+        k.channels()["b"].arm_sync_pulse(-1.5, 1e-3, line=3)
+        k.fire_trigger_line(3, 1e-3)
+        k.wait_complete(1e-3)
+        k.channels()["b"].abort_sync_pulse()
+
+
+def test_2600b_sync_pulse_timer_choice_and_reported_error():
+    chunk = _sync_arm_chunk("smua", "200", "2.5e-05", 14, 7)
+    with expected_protocol(
+        Keithley2636B,
+        tsp_prepare("a", output=ON) + [
+            (chunk, None),
+            ("print(errorqueue.next())", "-2.21000e+02\tSettings conflict\t3.00000e+01\t1.00000e+00"), TSP_OK,
+        ],
+    ) as k:
+        with pytest.raises(InstrumentReportedError, match="digio trigger line 14") as info:
+            k.channels()["a"].arm_sync_pulse(200, 25e-6, line=14, timer=7)
+        assert info.value.code == -221
+
+
+def test_2600b_sync_pulse_refusals_send_nothing_past_the_preparation():
+    with expected_protocol(Keithley2636B, tsp_prepare("a")) as k:
+        c = k.channels()["a"]
+        with pytest.raises(InstrumentError, match="output is off"):
+            c.arm_sync_pulse(1.0, 1e-3, line=1)
+        for bad in ({"volts": 300.0}, {"width_s": 0.0}, {"width_s": 2e5}, {"line": 0}, {"line": 15},
+                    {"timer": 9}):
+            args = {"volts": 1.0, "width_s": 1e-3, "line": 1, **bad}
+            with pytest.raises(ValueError):
+                c.arm_sync_pulse(**args)
+        with pytest.raises(ValueError):
+            k.fire_trigger_line(15, 1e-3)
+
+
+def test_2600b_fire_needs_the_completion_reply():
+    fire = "digio.trigger[1].mode = digio.TRIG_FALLING digio.trigger[1].assert() waitcomplete() print(1)"
+    with expected_protocol(Keithley2636B, [(fire, "nil")]) as k, pytest.raises(BadReply, match="Keithley 2636B"):
+        k.fire_trigger_line(1, 1e-3)
+
+
 # -- Keysight B2900 ---------------------------------------------------------------------
 B29_OK = (":SYST:ERR?", '+0,"No error"')
 

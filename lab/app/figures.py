@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,43 @@ def conductance_heatmaps(matrices: np.ndarray, labels: Sequence[str] | None = No
         ax.set_visible(False)
     fig.colorbar(im, ax=axes, label="conductance G (µS)", shrink=0.9)
     fig.suptitle("Conductance matrix over training")
+    return fig
+
+
+def learned_change_heatmaps(weights: np.ndarray, labels: Sequence[str], reference: np.ndarray | None = None,
+                            max_panels: int = 5) -> Figure:
+    """What the film learned: the read-out W = G − λ·G0 (reads × N × N, S) on one diverging
+    colour scale centred on 0 (red: pairs that kept their conductance, i.e. mostly aligned;
+    blue: pairs that lost it), beside the Hebbian reference C = ΞᵀΞ/N the training should
+    approach (drawn on its own scale)."""
+    m = np.asarray(weights, dtype=float)
+    pick = np.unique(np.linspace(0, len(m) - 1, min(len(m), max_panels)).round().astype(int))
+    panels = len(pick) + (reference is not None)
+    cols = min(3, panels)
+    rows = math.ceil(panels / cols)
+    fig = _figure(3.2 * cols + 0.8, 3.0 * rows)
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    finite = m[pick][np.isfinite(m[pick])]
+    lim = float(np.percentile(np.abs(finite), 99) * 1e6) if finite.size else 1.0
+    im = None
+    for ax, i in zip(axes, pick):
+        im = ax.imshow(m[i] * 1e6, vmin=-lim, vmax=lim, cmap="RdBu_r", interpolation="nearest")
+        ax.set_title(labels[i], fontsize=9)
+        ax.set_xlabel("neuron j")
+        ax.set_ylabel("neuron i")
+    if im is not None:
+        fig.colorbar(im, ax=axes[:len(pick)], label="learned weight W = G − λ·G0 (µS)", shrink=0.9)
+    if reference is not None:
+        ax = axes[len(pick)]
+        r = np.asarray(reference, dtype=float)
+        top = float(np.nanmax(np.abs(r))) or 1.0
+        ax.imshow(r, vmin=-top, vmax=top, cmap="RdBu_r", interpolation="nearest")
+        ax.set_title("Hebbian reference C = ΞᵀΞ/N (own scale)", fontsize=9)
+        ax.set_xlabel("neuron j")
+        ax.set_ylabel("neuron i")
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    fig.suptitle("Learned change of the conductance matrix")
     return fig
 
 
@@ -239,4 +276,39 @@ def characterization_curves(panels: Mapping[str, Mapping[str, tuple[np.ndarray, 
     return fig
 
 
-# --------------------------------------------------------------------------- report
+def threshold_curves(rows: Sequence[Mapping[str, Any]], max_devices: int = 4) -> Figure:
+    """A device's learning rule: ΔG per pulse (nS) against pulse amplitude, one panel per
+    device, each polarity in its colour, measured points with error bars, the fitted law
+    drawn, the fitted threshold V_d marked. ``rows``: records of a characterize run, each with
+    ``lines``, ``polarity``, ``amplitude_V``, ``delta_g_S`` (± ``delta_g_err_S``),
+    ``threshold_V`` and optionally the fit curve ``fit_amplitude_V``/``fit_curve_delta_g_S``."""
+    devices = list(dict.fromkeys(str(r["lines"]) for r in rows))[:max_devices]
+    fig = _figure(6.5, 2.8 * len(devices) + 0.8)
+    axes = fig.subplots(len(devices), 1, squeeze=False)[:, 0]
+    colours = {"positive": "tab:red", "negative": "tab:blue"}
+    for ax, dev in zip(axes, devices):
+        marked = set()
+        for r in (r for r in rows if str(r["lines"]) == dev):
+            pol, c = str(r["polarity"]), colours.get(str(r["polarity"]), "k")
+            v = np.asarray(r["amplitude_V"], float)
+            dg = 1e9 * np.asarray(r["delta_g_S"], float)
+            err = 1e9 * np.asarray(r.get("delta_g_err_S", np.zeros_like(v)), float)
+            ax.errorbar(v, dg, yerr=err, fmt="o", ms=3, color=c, alpha=0.8, label=f"{pol}: measured")
+            if r.get("fit_amplitude_V") is not None:
+                ax.plot(np.asarray(r["fit_amplitude_V"], float), 1e9 * np.asarray(r["fit_curve_delta_g_S"], float),
+                        "-", color=c, label=f"{pol}: fit")
+            vd = float(r.get("threshold_V", np.nan))
+            if np.isfinite(vd) and round(vd, 6) not in marked:
+                marked.add(round(vd, 6))
+                ax.axvline(vd, color="0.3", ls="--", lw=1)
+                ax.annotate(f"V_d = {vd:.3g} V", (vd, 0.95), xycoords=("data", "axes fraction"),
+                            ha="right", va="top", fontsize=7, rotation=90)
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_ylabel("ΔG per pulse (nS)")
+        ax.set_title(f"device {dev}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[-1].set_xlabel("pulse amplitude across the device |V| (V)")
+    fig.suptitle("Learning rule: conductance change per pulse against amplitude", fontsize=10)
+    return fig
+

@@ -35,12 +35,13 @@ class RunSummary:
     error: str | None = None
     results: dict[str, Any] = field(default_factory=dict)  # last value of every scalar Record field
     estimate: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what the protocol said while it ran
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "protocol": self.protocol, "status": self.status, "operations": self.operations,
             "bench_time_s": self.bench_time_s, "wall_time_s": self.wall_time_s, "archive": self.archive,
-            "error": self.error, "results": self.results, "estimate": self.estimate,
+            "error": self.error, "results": self.results, "estimate": self.estimate, "notes": self.notes,
         }
 
 
@@ -156,7 +157,7 @@ def run_protocol(
         protocol=proto.name, status=result.status, operations=result.n_operations,
         bench_time_s=result.bench_time_s, wall_time_s=result.wall_time_s, archive=str(writer.path),
         error=result.error, results=_scalars(result.records),
-        estimate=result.estimate.as_dict() if result.estimate is not None else None,
+        estimate=result.estimate.as_dict() if result.estimate is not None else None, notes=result.notes,
     )
 
 

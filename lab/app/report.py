@@ -17,17 +17,30 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lab.app.figures import (
-    ACCURACY_KEYS, GLYPH_SHAPE, Reference, _unit_label, accuracy_per_epoch, characterization_curves,
-    conductance_heatmaps, convergence_metrics, measured_vs_truth, recall_grid, save, weight_convergence,
+    ACCURACY_KEYS,
+    GLYPH_SHAPE,
+    Reference,
+    _unit_label,
+    accuracy_per_epoch,
+    characterization_curves,
+    conductance_heatmaps,
+    convergence_metrics,
+    measured_vs_truth,
+    recall_grid,
+    save,
+    threshold_curves,
+    weight_convergence,
 )
 from lab.archive import Run
 from protocols import hopfield_reference as ref
 from protocols.base import registry
 from protocols.common import PatternChoice
+from protocols.readout import hopfield_weights
 
-# Epochs after which software clamped Oja has reached its fixed point (the pattern
-# correlation matrix) at its default rate: the end point physical training should approach.
-OJA_CONVERGED_EPOCHS = 200
+# The reference the learned weights are compared with: the pattern correlation matrix
+# C = ΞᵀΞ/N (zero diagonal), the Hebbian weights and the fixed point clamped Oja training
+# converges to. Fixed and stated: no learning rate is fitted to the run.
+REFERENCE_NAME = "Hebbian fixed point C = ΞᵀΞ/N (clamped Oja's fixed point)"
 
 
 @dataclass
@@ -189,10 +202,11 @@ def report(
     glyph_shape: tuple[int, int] = GLYPH_SHAPE,
     max_recall_rows: int = 8,
     baseline: str | np.ndarray | None = "auto",
+    reference_name: str = "the given reference",
 ) -> Report:
     """Write the run's figures (PNG) and ``summary.txt`` into ``out_dir``.
 
-    ``run`` is a :class:`lab.archive_reader.Run` or a path to an archive. ``reference``: the
+    ``run`` is a :class:`lab.archive.Run` or a path to an archive. ``reference``: the
     software weights to measure convergence against (see :func:`convergence_metrics`).
     ``patterns``: the stored patterns (P × N, ±1), to draw recall targets given by index.
     ``baseline``: a matrix to subtract before comparing with the reference; "auto" uses the
@@ -202,14 +216,14 @@ def report(
     if own:
         run = Run(run)
     try:
-        return _report(run, Path(out_dir), reference, patterns, glyph_shape, max_recall_rows, baseline)
+        return _report(run, Path(out_dir), (reference, reference_name), patterns, glyph_shape, max_recall_rows, baseline)
     finally:
         if own:
             run.close()
 
 
 def _conductance_section(run: Any, rep: Report, lines: list[str], emit: Callable[[str, Figure], None], out: Path,
-                         reference: Reference | None, baseline: str | np.ndarray | None) -> None:
+                         reference: tuple[Reference | None, str], baseline: str | np.ndarray | None) -> None:
     """Heatmaps, the read error against the simulator's truth, and convergence to the reference."""
     G = run.conductance
     epochs = G.coords["epoch"].values
@@ -232,31 +246,49 @@ def _conductance_section(run: Any, rep: Report, lines: list[str], emit: Callable
         lines.append(f"measured vs simulator truth: rms error {rep.summary['read_error_rms_S'] * 1e9:.3g} nS "
                      f"({100 * rep.summary['read_error_rel']:.2g} % of the mean conductance)")
         emit("measurement_error", measured_vs_truth(g, truth))
-    if reference is not None:
-        mats, ep = G.values, np.asarray(epochs, dtype=float)
-        base, what = None, "raw conductances"
-        if isinstance(baseline, str) and baseline == "auto":
-            if len(mats) > 1 and not (np.isfinite(ep[0]) and ep[0] > 0):
-                base, what = mats[0], "change since the first read (before training)"
-                mats, ep = mats[1:], ep[1:]
-        elif baseline is not None and not isinstance(baseline, str):
-            base, what = np.asarray(baseline, dtype=float), "change from the given baseline"
-        if not np.isfinite(ep).all():
-            ep = np.arange(1, len(mats) + 1, dtype=float)
-        metrics = convergence_metrics(mats, ep, reference, base)
-        emit("weight_convergence", weight_convergence(metrics))
-        metrics.to_csv(out / "weight_convergence.csv", index=False)
-        rep.summary["convergence_compared"] = what
-        rep.summary["convergence_final_correlation"] = float(metrics["correlation"].iloc[-1])
-        rep.summary["convergence_final_distance"] = float(metrics["distance"].iloc[-1])
-        lines.append(f"weight convergence ({what}): correlation with the reference "
-                     f"{metrics['correlation'].iloc[-1]:.3f}, normalised distance "
-                     f"{metrics['distance'].iloc[-1]:.3f} at epoch {metrics['epoch'].iloc[-1]:g}")
+    if reference[0] is not None:
+        _convergence_section(run, rep, lines, emit, out, reference, baseline)
     else:
         lines.append("weight convergence: no software reference given")
 
 
-def _report(run: Any, out: Path, reference: Reference | None, patterns: np.ndarray | None,
+def _learned_weights(run: Any, baseline: str | np.ndarray | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(weights per read after the baseline, their epochs, what was compared), through the
+    one read-out every recall uses: W = G − λ·G0, λ = ΣG/ΣG0 (:mod:`protocols.readout`)."""
+    G = run.conductance
+    mats, ep = G.values, np.asarray(G.coords["epoch"].values, dtype=float)
+    if isinstance(baseline, str) and baseline == "auto":
+        if len(mats) > 1 and not (np.isfinite(ep[0]) and ep[0] > 0):
+            g = run.g.values
+            w = np.array([hopfield_weights(run.bench_info, g[k], g[0]) for k in range(1, len(g))])
+            return w, ep[1:], "change since the first read (before training), as the read-out W = G − λ·G0"
+        return mats, ep, "raw conductances (no read before training to take the change from)"
+    if baseline is not None and not isinstance(baseline, str):
+        base = np.asarray(baseline, dtype=float)
+        ok = np.isfinite(base)
+        lam = np.array([np.nansum(m[ok]) / np.nansum(base[ok]) for m in mats])
+        return mats - lam[:, None, None] * base[None], ep, "change from the given baseline, as the read-out W = G − λ·G0"
+    return mats, ep, "raw conductances"
+
+
+def _convergence_section(run: Any, rep: Report, lines: list[str], emit: Callable[[str, Figure], None], out: Path,
+                         reference: tuple[Reference, str], baseline: str | np.ndarray | None) -> None:
+    mats, ep, what = _learned_weights(run, baseline)
+    if not np.isfinite(ep).all():
+        ep = np.arange(1, len(mats) + 1, dtype=float)
+    metrics = convergence_metrics(mats, ep, reference[0], None)
+    emit("weight_convergence", weight_convergence(metrics))
+    metrics.to_csv(out / "weight_convergence.csv", index=False)
+    rep.summary["convergence_compared"] = what
+    rep.summary["convergence_reference"] = reference[1]
+    rep.summary["convergence_final_correlation"] = float(metrics["correlation"].iloc[-1])
+    rep.summary["convergence_final_distance"] = float(metrics["distance"].iloc[-1])
+    lines.append(f"weight convergence ({what}): correlation with {reference[1]} "
+                 f"{metrics['correlation'].iloc[-1]:.3f}, normalised distance "
+                 f"{metrics['distance'].iloc[-1]:.3f} at epoch {metrics['epoch'].iloc[-1]:g}")
+
+
+def _report(run: Any, out: Path, reference: tuple[Reference | None, str], patterns: np.ndarray | None,
             glyph_shape: tuple[int, int], max_recall_rows: int, baseline: str | np.ndarray | None) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     rep = Report()
@@ -299,6 +331,8 @@ def _report(run: Any, out: Path, reference: Reference | None, patterns: np.ndarr
 
     for name, fig in _characterization(run):
         emit(name, fig)
+    for stream in _declared(run, "threshold"):
+        emit(f"learning_rule_{stream}", threshold_curves(run.records(stream).to_dict(orient="records")))
 
     lines.append("figures: " + (", ".join(p.name for p in rep.figures.values()) or "none"))
     rep.text = "\n".join(lines) + "\n"
@@ -315,13 +349,13 @@ def report_run(run_file: str | Path, out_dir: str | Path | None = None) -> dict[
     out = Path(out_dir) if out_dir is not None else run_file.with_suffix("")
     with Run(run_file) as run:
         patterns, reference = _reference_for(run)
-        rep = report(run, out, reference=reference, patterns=patterns)
+        rep = report(run, out, reference=reference, patterns=patterns, reference_name=REFERENCE_NAME)
     return {"summary": rep.text, "figures": [str(p) for p in rep.figures.values()], "out_dir": str(out),
             "values": rep.summary}
 
 
 def _reference_for(run: Any) -> tuple[Any, Any]:
-    """Stored patterns of a run and the software clamped-Oja weights they converge to."""
+    """Stored patterns of a run and the Hebbian fixed point they define."""
     params = run.protocol_params.get("patterns")
     if not isinstance(params, Mapping):
         return None, None
@@ -329,4 +363,4 @@ def _reference_for(run: Any) -> tuple[Any, Any]:
         _, patterns = PatternChoice.model_validate(params).load()
     except Exception:  # a run whose patterns cannot be rebuilt still gets its other figures
         return None, None
-    return patterns, ref.clamped_oja(patterns, epochs=OJA_CONVERGED_EPOCHS)
+    return patterns, ref.hebbian(patterns)

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from lab.archive.layout import COLUMN, COUNTED_PATHS, LAYOUT_VERSION, TABLE, counts_dict
+from lab.operations import BenchInfo
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -202,6 +203,20 @@ class Run:
     @cached_property
     def device_cells(self) -> np.ndarray:
         return self.entry["sample/device_cells"][...]
+
+    @cached_property
+    def bench_info(self) -> BenchInfo:
+        """What the run's protocol knew of the bench, rebuilt from the archive (no bench file needed)."""
+        lim = self.info["limits"]
+        return BenchInfo(
+            line_names=tuple(self.line_names),
+            neuron_lines=tuple(tuple(int(x) for x in ls) for ls in json.loads(self._scalar("sample/neuron_lines"))),
+            devices=tuple((int(a), int(b)) for a, b in self.device_lines),
+            device_cells=tuple((int(i), int(j)) for i, j in self.device_cells),
+            topology=self.info["topology"], v_max=lim["v_max"], v_read_max=lim["v_read_max"],
+            max_pulse_width_s=lim["max_pulse_width"], default_v_read=lim["default_v_read"],
+            simulated=bool(self.info["simulated"]),
+        )
 
     # ---------------------------------------------------------------- tables
 

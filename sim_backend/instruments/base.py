@@ -51,8 +51,8 @@ class SimInstrument:
         self.lock = threading.RLock()  # one message at a time, whichever transport
 
     # -- to implement -------------------------------------------------------
-    def handle(self, message: str) -> str | None:
-        """Execute one message (no terminator); return the reply text, or None."""
+    def handle(self, message: str) -> str | bytes | None:
+        """Execute one message (no terminator); return the reply (text or binary block), or None."""
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------
@@ -76,5 +76,6 @@ class SimInstrument:
             reply = self.handle(message.strip())
             if reply is None:
                 return Response("silent", delay_s=f.delay_s)
-            data = GARBAGE if f.garbage else reply.encode("ascii")
+            raw = reply if isinstance(reply, bytes) else reply.encode("latin-1", errors="replace")
+            data = GARBAGE if f.garbage else raw
             return Response("reply", data + self.termination.encode(), f.delay_s)

@@ -1,7 +1,9 @@
 """Simulated Keithley 707B / 708B switching matrix (TSP).
 
-Parses the TSP ``channel.*`` subset (close, open, exclusiveclose, getclose, forbidden lists,
-connect rule, reset) plus the common commands, keeps the crosspoint state a real mainframe
+Parses the TSP ``channel.*`` functions (close, open, exclusiveclose, getclose, getstate,
+forbidden lists, connect rule and sequencing, ``pattern.setimage/snapshot/getimage/delete/
+catalog`` (a pattern name stands for its channels in any channel list), ``setdelay``/
+``getdelay`` (kept), ``getcount`` (closures so far), reset) plus the common commands, keeps the crosspoint state a real mainframe
 keeps, and acts on the shared simulated bench: a relay change goes to ``bench.close`` /
 ``bench.open`` and costs the settling time on the virtual clock (``bench.advance``).
 
@@ -19,7 +21,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .tsp import TspError, TspInstrument, TspInterpreter
+from .lua_runtime import HostFunction
+from .tsp import TspError, TspInstrument, TspInterpreter, number_argument
 
 ROWS = "ABCDEFGH"
 COLUMNS = range(1, 13)
@@ -47,6 +50,7 @@ class Keithley707B(TspInstrument):
 
     model = "keithley707b"
     model_number = "707B"
+    serial = "04071990"
     max_cards = 6
     error_severity = 2
 
@@ -77,6 +81,9 @@ class Keithley707B(TspInstrument):
         self.forbidden: set[str] = set()
         self.connect_rule = BREAK_BEFORE_MAKE
         self.connect_sequential = OFF
+        self.patterns: dict[str, set[str]] = {}
+        self.delays: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
         super().__init__(name, bench)
 
     # -- channel lists ---------------------------------------------------------------------
@@ -99,13 +106,16 @@ class Keithley707B(TspInstrument):
         return slot, ROWS.index(m.group(2).upper()), int(m.group(3))
 
     def parse_channels(self, channel_list: Any, *, allow_slots: bool = True) -> list[str]:
-        """Expand a channel list string into sorted channel ids; raises TspError."""
+        """Expand a channel list string (ids, ranges, slots, pattern names) into sorted ids; raises TspError."""
         if not isinstance(channel_list, str):
             raise ChannelListError("Illegal parameter value: channel list must be a string")
         out: set[str] = set()
         for item in (s.strip() for s in channel_list.split(",")):
             if not item:
                 raise ChannelListError(f"Illegal parameter value: empty item in '{channel_list}'")
+            if item in getattr(self, "patterns", {}):
+                out |= self.patterns[item]
+                continue
             low = item.lower()
             if low == "allslots" or re.fullmatch(r"slot\d", low):
                 if not allow_slots:
@@ -169,6 +179,8 @@ class Keithley707B(TspInstrument):
         if not channels:
             return
         if closing:
+            for c in channels - self.closed:
+                self.counts[c] = self.counts.get(c, 0) + 1
             self.closed |= channels
         else:
             self.closed -= channels
@@ -224,6 +236,7 @@ class Keithley707B(TspInstrument):
     def reset(self) -> None:
         self._apply(set(self.closed), set())
         self.forbidden.clear()
+        self.delays.clear()
         self.connect_rule = BREAK_BEFORE_MAKE
         self.connect_sequential = OFF
 
@@ -253,8 +266,51 @@ class Keithley707B(TspInstrument):
         t.function("channel.clearforbidden", self._clearforbidden)
         t.function("channel.getforbidden", self._getforbidden)
         t.function("channel.reset", self._channel_reset)
-        t.constant("localnode.model", self.model_number)
-        t.constant("localnode.serialno", "04071990")
+        self._add_patterns_and_delays(t)
+
+    def _add_patterns_and_delays(self, t: TspInterpreter) -> None:
+        """``channel.pattern.*`` (named images of closed channels), ``getstate``, delays, counts."""
+        t.function("channel.pattern.setimage", self._setimage)
+        t.function("channel.pattern.snapshot", lambda name: self._store_pattern(name, set(self.closed)))
+        t.function("channel.pattern.getimage", lambda name: self.format_channels(self._pattern(name)))
+        t.function("channel.pattern.delete", lambda name: self.patterns.pop(self._pattern_name(name)) and None)
+        t.function("channel.pattern.catalog", self._catalog)
+        t.function("channel.getstate", self._getstate)
+        t.function("channel.setdelay", self._setdelay)
+        t.function("channel.getdelay", lambda lst: ",".join(f"{self.delays.get(c, 0.0):g}" for c in self.parse_channels(lst)))
+        t.function("channel.getcount", lambda lst: ",".join(str(self.counts.get(c, 0)) for c in self.parse_channels(lst)))
+
+    def _pattern_name(self, name: Any) -> str:
+        if not isinstance(name, str) or not name or len(name) > 32:
+            raise ChannelListError("Illegal parameter value: pattern name")
+        return name
+
+    def _pattern(self, name: Any) -> set[str]:
+        key = self._pattern_name(name)
+        if key not in self.patterns:
+            raise ChannelListError(f"Illegal parameter value: no pattern '{key}'")
+        return self.patterns[key]
+
+    def _store_pattern(self, name: Any, chans: set[str]) -> None:
+        self.patterns[self._pattern_name(name)] = chans
+
+    def _setimage(self, channel_list: Any = None, name: Any = None) -> None:
+        self._store_pattern(name, set(self.parse_channels(channel_list, allow_slots=False)))
+
+    def _catalog(self) -> Any:
+        names = iter(sorted(self.patterns))
+        return HostFunction("channel.pattern.catalog", lambda *a: next(names, None))
+
+    def _getstate(self, channel_list: Any = None) -> str:
+        """Per channel ``1`` closed / ``0`` open, comma-separated (707B-901-01, channel.getstate)."""
+        return ",".join("1" if c in self.closed else "0" for c in self.parse_channels(channel_list))
+
+    def _setdelay(self, channel_list: Any = None, delay: Any = None) -> None:
+        d = number_argument(delay, "channel.setdelay")
+        if d < 0:
+            raise TspError("Parameter data out of range: delay must be >= 0", OUT_OF_RANGE)
+        for c in self.parse_channels(channel_list):
+            self.delays[c] = d
 
 
 class Keithley708B(Keithley707B):

@@ -50,7 +50,7 @@ class _Node:
         return t == self.short or t == self.long
 
 
-_NODE_RE = re.compile(r"(\[)?:?([A-Za-z*]+)(#)?(\])?")
+_NODE_RE = re.compile(r"(\[)?:?([A-Za-z*][A-Za-z0-9*]*?)(#)?(\])?(?=[\[:\]#]|$)")
 
 
 def compile_pattern(pattern: str) -> tuple[_Node, ...]:
@@ -65,7 +65,7 @@ def compile_pattern(pattern: str) -> tuple[_Node, ...]:
         opt_open, word, suffix, opt_close = m.groups()
         if bool(opt_open) != bool(opt_close):
             raise ValueError(f"unbalanced [] in SCPI pattern {pattern!r}")
-        short = "".join(c for c in word if c.isupper() or c == "*")
+        short = "".join(c for c in word if c.isupper() or c.isdigit() or c == "*")
         nodes.append(_Node(short, word.upper(), bool(opt_open), bool(suffix)))
         pos = m.end()
     return tuple(nodes)
@@ -120,7 +120,7 @@ def split_params(text: str) -> list[str]:
     return out
 
 
-_MNEMONIC_RE = re.compile(r"^([A-Za-z]+)(\d+)?$")
+_MNEMONIC_RE = re.compile(r"^([A-Za-z][A-Za-z0-9]*?)(\d+)?$")
 
 
 def parse_unit(text: str, previous: Unit | None) -> Unit:
@@ -131,6 +131,8 @@ def parse_unit(text: str, previous: Unit | None) -> Unit:
     if header.endswith("?"):
         header, q = header[:-1], "?"
     params = split_params(rest)
+    if header.startswith(":*"):
+        header = header[1:]  # ":*RST" (sent by some drivers) is the common command
     if header.startswith("*"):
         return Unit([(header.upper(), None)], bool(q), params, common=True, text=text)
     absolute = header.startswith(":")

@@ -20,6 +20,17 @@ from typing import Any
 
 from .base import SimInstrument
 from .scpi import Call, Dispatcher, ScpiError, boolean, choice, nr3, number
+from .scpi_settings import Setting, add_settings, integer, readonly, stored
+
+# IEEE 488.2 enable registers and the status subsystem: kept and read back
+COMMON_SETTINGS: tuple[Setting, ...] = (
+    integer("*ESE", 0, 0, 255), integer("*SRE", 0, 0, 255),
+    *(integer(f":STATus:{reg}:ENABle", 0, 0, 65535) for reg in ("OPERation", "QUEStionable", "MEASurement")),
+    *(readonly(f":STATus:{reg}[:EVENt]", "0") for reg in ("OPERation", "QUEStionable", "MEASurement")),
+    *(readonly(f":STATus:{reg}:CONDition", "0") for reg in ("OPERation", "QUEStionable", "MEASurement")),
+    readonly(":SYSTem:VERSion", "1999.0"),
+)
+COMMON = {"ese": COMMON_SETTINGS[0], "sre": COMMON_SETTINGS[1], "meas_enable": COMMON_SETTINGS[4]}
 
 LINE_FREQUENCY_HZ = 50.0  # integration time = NPLC / line frequency
 SOURCE_RANGE_MARGIN = 1.01  # a source may program a little over its range's nominal value
@@ -220,6 +231,7 @@ class SourceMeter(SimInstrument):
     def reset(self) -> None:
         for ch in self.smu.values():
             ch.reset()
+        getattr(self, "settings", {}).clear()
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,7 @@ class ScpiSourceMeter(SourceMeter):
     def __init__(self, name: str, bench: Any, channels: Mapping[str, str] | None = None,
                  limits: Mapping[str, Any] | None = None) -> None:
         super().__init__(name)
+        self.settings: dict[Any, Any] = {}  # stored settings (scpi_settings), cleared by *RST
         self.setup_channels(bench, channels, limits)
         self.scpi = Dispatcher()
         self._add_common_commands()
@@ -346,6 +359,26 @@ class ScpiSourceMeter(SourceMeter):
                 lambda c: nr3(ch(c).nplc))
         add(t.output, lambda c: ch(c).set_output(boolean(c.one())), lambda c: "1" if ch(c).output else "0")
 
+    esr = 0  # standard event status register
+
+    def push_error(self, code: int, message: str) -> None:
+        super().push_error(code, message)
+        # ESR bits: 5 command error, 4 execution error, 3 device-dependent, 2 query error
+        bit = {-1: 5, -2: 4, -3: 3, -4: 2}.get(-(abs(code) // 100) if code < 0 else -3, 3)
+        self._set_esr(1 << bit)
+
+    def _set_esr(self, bits: int) -> None:
+        self.esr |= bits
+
+    def _take_esr(self) -> int:
+        value, self.esr = self.esr, 0
+        return value
+
+    def status_byte(self) -> int:
+        """Bit 2 error available, bit 5 event summary (ESR & *ESE), bit 6 request (STB & *SRE)."""
+        stb = (4 if self.error_queue else 0) | (32 if self.esr & stored(self.settings, COMMON["ese"]) else 0)
+        return stb | (64 if stb & stored(self.settings, COMMON["sre"]) else 0)
+
     def format_error(self, code: int, message: str) -> str:
         return self.error_format.format(code=code, message=message)
 
@@ -358,15 +391,20 @@ class ScpiSourceMeter(SourceMeter):
 
         def cls(call: Call) -> None:
             self.error_queue.clear()
+            self.esr = 0
 
         add("*IDN", None, lambda c: self.idn)
         add("*RST", rst)
         add("*CLS", cls)
-        add("*OPC", lambda c: None, lambda c: "1")
+        add("*OPC", lambda c: self._set_esr(1), lambda c: "1")
         add("*WAI", lambda c: None)
-        add("*ESR", None, lambda c: "0")
-        add("*STB", None, lambda c: "4" if self.error_queue else "0")  # bit 2: error available
+        add("*ESR", None, lambda c: str(self._take_esr()))
+        add("*STB", None, lambda c: str(self.status_byte()))
         add("*TST", None, lambda c: "0")
         add(":SYSTem:ERRor[:NEXT]", None, lambda c: self.format_error(*self.next_error()))
         add(":SYSTem:ERRor:COUNt", None, lambda c: str(len(self.error_queue)))
         add(":SYSTem:CLEar", cls)
+        add(":STATus:PRESet", lambda c: None)
+        add(":STATus:CLEar", cls)
+        add(":SYSTem:BEEPer[:IMMediate]", lambda c: None if len(c.params) == 2 else c.one() and None)
+        add_settings(self.scpi, COMMON_SETTINGS, self.settings)
