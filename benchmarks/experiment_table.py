@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--materio-cues", type=int, default=None,
                     help="in-materio cues per pattern, first seed only (default 5; --quick: 0)")
     ap.add_argument("--seeds", default=None, help="device seeds, comma separated (default 1234,1,2; --quick: 1234)")
+    ap.add_argument("--methods", default=None,
+                    help="comma separated subset of: clamped, clamped_crossbar, error_driven, hebbian, oja, "
+                         "storkey, pseudo_inverse (default: all)")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = ap.parse_args(argv)
     changes: dict = {} if args.quick else {
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         changes["materio_cues_per_pattern"] = args.materio_cues
     if args.seeds:
         changes["device_seeds"] = tuple(int(v) for v in args.seeds.split(","))
+    if args.methods:
+        changes["methods"] = tuple(args.methods.split(","))
     cfg = ExperimentConfig.quick(**changes) if args.quick else ExperimentConfig(**changes)
     opener = Opener()
     t0 = time.monotonic()

@@ -101,16 +101,9 @@ def run_protocol(
     """
     state = None
     start_index = 0
-    sample_file, sample_state = None, None
-    if sample is not None:
-        if not (dry_run or server is not None):
-            raise ValueError("--sample: a simulated sample exists only in a dry run (add --dry-run)")
-        if resume is not None:
-            raise ValueError("--sample with --resume: a resumed run continues the sample its checkpoint stored")
-        sample_file = sample_path(sample, out_dir or ".")
-        if sample_file.exists():
-            sample_state = load_sample(sample_file)
-            sim_seed = int(sample_state["seed"])
+    sample_file, sample_state = _sample(sample, out_dir, dry_run or server is not None, resume)
+    if sample_state is not None:
+        sim_seed = int(sample_state["seed"])  # the seed fixes the sample's device spread
     if resume is not None:
         writer = ArchiveWriter.resume(resume)
         point = writer.resume_point
@@ -159,6 +152,19 @@ def run_protocol(
         error=result.error, results=_scalars(result.records),
         estimate=result.estimate.as_dict() if result.estimate is not None else None, notes=result.notes,
     )
+
+
+def _sample(sample: str | Path | None, out_dir: str | Path | None, simulated: bool,
+            resume: str | Path | None) -> tuple[Path | None, dict[str, Any] | None]:
+    """The sample file a dry run starts from and leaves its state in, and its state if it exists."""
+    if sample is None:
+        return None, None
+    if not simulated:
+        raise ValueError("--sample: a simulated sample exists only in a dry run (add --dry-run)")
+    if resume is not None:
+        raise ValueError("--sample with --resume: a resumed run continues the sample its checkpoint stored")
+    path = sample_path(sample, out_dir or ".")
+    return path, (load_sample(path) if path.exists() else None)
 
 
 def baseline_from(archive: str | Path) -> tuple[float, ...]:
