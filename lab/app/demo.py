@@ -70,7 +70,7 @@ def run_demo(out_dir: str | Path, *, epochs: int = 10, progress: bool = True,
     table = pd.DataFrame(rows)
     table.drop(columns=["epoch_label"]).to_csv(out / "accuracy.csv", index=False)
     fig_dir = out / "figures"
-    figures = [str(save(accuracy_per_epoch(table.drop(columns=["epoch_label", "correct_retrieval"])),
+    figures = [str(save(accuracy_per_epoch(table.drop(columns=["epoch_label", "correct_retrieval", "cues"])),
                         fig_dir / "accuracy_per_epoch.png"))]
     labels = [f"epoch {r['epoch']}" for r in rows[1:]]
     figures.append(str(save(learned_change_heatmaps(np.array(weights[1:]), labels, ref.hebbian(x)),
