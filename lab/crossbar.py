@@ -243,11 +243,6 @@ class Crossbar:
         line = self.config.sync_line(levels) if len(levels) > 1 else None
         for k in range(count):
             if line is not None:  # one trigger edge starts every bus: exactly the width at full drive
-                if line_v is None:
-                    line_v = self._line_array()
-                    for ln, bus in route.items():
-                        if bus in levels:
-                            line_v[ln] = levels[bus]
                 t = clock.now() - t0
                 self._sync_pulse(levels, width_s, line, k)
                 timeline += [(t, bus, v) for bus, v in levels.items()]
@@ -267,7 +262,7 @@ class Crossbar:
                     self._timed_level(bus, 0.0, timeline, t0)
             if k < count - 1:
                 self.act.hold(gap)
-        if line_v is None:  # single-bus pulses: report the levels the lines saw
+        if line_v is None:  # driver-timed or triggered pulses: report the levels the lines saw
             line_v = self._line_array()
             for line, bus in route.items():
                 if bus in levels:

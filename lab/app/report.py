@@ -53,7 +53,7 @@ class Report:
 
 def _declared(run: Any, kind: str) -> list[str]:
     """The run's streams that its protocol declares as getting figure ``kind``."""
-    cls = registry().get(str(run.summary().get("protocol") or ""))
+    cls = registry().get(str(run.protocol_name or ""))
     figures: Mapping[str, str] = getattr(cls, "figures", {}) if cls is not None else {}
     return [s for s in run.streams if figures.get(s) == kind]
 
