@@ -250,7 +250,7 @@ def crash_survey(tmp: Path, kills: int) -> dict[str, Any]:
             tally["plain_open_refused"] += 1
         try:
             with h5py.File(path, "r", swmr=True) as f:
-                c = int(f["entry/committed"][()]["reads"])
+                c = int(f["entry/committed"][0]["reads"])
                 g = f["entry/devices/g"][:c]
                 m = f["entry/data/conductance"][:c]
                 ok = c >= reported and np.array_equal(g[:, 0], np.arange(c) * 1e-6) and \

@@ -226,6 +226,10 @@ class Keithley2600B(GuardedInstrument, Instrument):
         cls.default_name = f"Keithley {cls.model.removeprefix('keithley').upper()}"
         cls.smu = channels_of(cls.model, channel_class(cls.model))
 
+    def sync_marker(self, nonce: int) -> tuple[str, str]:
+        token = f"hopbench-sync-{nonce}"
+        return f'print("{token}")', token
+
     def fire_trigger_line(self, line: int, width_s: float) -> None:
         """Assert digital I/O trigger ``line``: every channel armed on it starts its pulse now.
 

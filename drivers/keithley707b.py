@@ -100,6 +100,13 @@ class Keithley707B(GuardedIO, Instrument):
         if re.search(rf"\b{self.model_number}\b", idn.upper()) is None:
             raise BadReply(f"not a Keithley {self.model_number}", reply=idn, instrument=self.name)
 
+    def sync_marker(self, nonce: int) -> tuple[str, str]:
+        token = f"hopbench-sync-{nonce}"
+        return f'print("{token}")', token
+
+    def drain_errors(self) -> list[tuple[int, str]]:
+        return self.check_errors()
+
     def check_errors(self) -> list[tuple[int, str]]:
         """Read and empty the error queue; return its entries as (code, message)."""
         count = self.ask("print(errorqueue.count)").strip()

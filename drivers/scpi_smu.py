@@ -45,6 +45,12 @@ class ScpiSourceMeter(GuardedInstrument):
     def read_error(self) -> tuple[int, str]:
         return parse_scpi_error(self.ask(":SYST:ERR?"))
 
+    def sync_marker(self, nonce: int) -> tuple[str, str]:
+        # SCPI has no echo: the event-status-enable register holds the nonce for one query
+        # (1..255) and is set back to its *RST value, 0, in the same message
+        value = nonce % 255 + 1
+        return f"*ESE {value};*ESE?;*ESE 0", str(value)
+
 
 @dataclass(frozen=True)
 class ScpiHeaders:

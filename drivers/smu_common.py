@@ -147,6 +147,16 @@ class GuardedInstrument(GuardedIO):
         if first is not None:
             raise InstrumentReportedError(first[0], first[1], command=command, instrument=self.name)
 
+    def drain_errors(self) -> list[tuple[int, str]]:
+        """Read the error queue dry and return its entries (nothing raised)."""
+        entries: list[tuple[int, str]] = []
+        for _ in range(64):
+            code, message = self.read_error()
+            if code == 0:
+                break
+            entries.append((code, message))
+        return entries
+
     # pymeasure calls these after properties declared with check_set_errors/check_get_errors.
     def check_set_errors(self) -> list:
         self.raise_errors()

@@ -15,6 +15,8 @@ the terminations and timeout a model wants.
 """
 from __future__ import annotations
 
+import itertools
+import logging
 import socket
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -23,6 +25,9 @@ import pyvisa
 from pyvisa import constants as vc
 
 from .errors import BadReply, ConnectionLost, InstrumentError, InstrumentTimeout
+
+log = logging.getLogger(__name__)
+_nonces = itertools.count(1)
 
 _LOST_CODES = {
     vc.StatusCode.error_connection_lost,
@@ -130,12 +135,21 @@ class GuardedIO:
             raise
 
     def _discard_late_replies(self) -> None:
-        # A reply that missed its timeout may still come and would answer the next query.
+        # A reply that missed its timeout may still come and would answer the next query: the
+        # bytes already received are dropped, and a marker exchange waits out one still on its
+        # way (a serial line or raw socket keeps it whatever the host clears).
         self._late_reply_possible = False
         try:
             self.adapter.flush_read_buffer()  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001 - best effort; the next exchange reports a dead link
+        except Exception:  # noqa: BLE001 - best effort; the marker below or the next exchange tells
             pass
+        try:
+            self._await_marker()
+        except InstrumentTimeout:
+            # still too slow to answer: the command itself must go out all the same (a source
+            # set to 0 V must never wait for a reply), and the next command tries again
+            log.warning("%s: replies still late; sending %r without resynchronising", self.name,
+                        self._last_command[:80])
 
     @contextmanager
     def longer_timeout(self, extra_s: float) -> Iterator[None]:
@@ -150,6 +164,68 @@ class GuardedIO:
             yield
         finally:
             conn.timeout = old
+
+    # -- resynchronisation ----------------------------------------------------------------
+    def sync_marker(self, nonce: int) -> tuple[str, str] | None:
+        """A query whose reply only this exchange can produce: ``(command, reply)``; None = none.
+
+        TSP models print a token, SCPI models echo a register value (see the model classes).
+        """
+        return None
+
+    def drain_errors(self) -> list[tuple[int, str]]:
+        """Empty the error queue (logged, not raised); a model with a queue overrides this."""
+        return []
+
+    def resync(self, max_replies: int = 8) -> None:
+        """Bring the link back to a message boundary after an exchange was cut short.
+
+        An interrupt (Ctrl-C, SIGTERM) between a query and its reply leaves that reply on its
+        way; the next query would read it as its own answer. So, before anything else is said:
+
+        1. VISA device clear (``viClear``): on GPIB, USB-TMC, VXI-11 and HiSLIP the instrument
+           empties its input buffer and output queue. A raw socket has no device clear (the
+           instrument never hears of it); pyvisa-py then only drops the replies already received.
+        2. A lone terminator ends any message an interrupted write left half-sent.
+        3. A marker query, and every reply read until the marker's own: a reply still in flight
+           is discarded however late it comes.
+        4. The error queue emptied (and logged): entries caused by the cut exchange must not be
+           blamed on the commands that follow.
+        """
+        conn = getattr(self.adapter, "connection", None)  # type: ignore[attr-defined]
+        clear = getattr(conn, "clear", None)
+        # on a raw socket viClear is no device clear, and pyvisa-py's costs a 0.1 s wait: the
+        # marker below does the same work
+        if clear is not None and getattr(conn, "resource_class", "") != "SOCKET":
+            try:
+                with translated(self.name, "device clear"):
+                    clear()
+            except InstrumentError as exc:
+                if not isinstance(exc.__cause__, pyvisa.errors.VisaIOError) or \
+                        exc.__cause__.error_code != vc.StatusCode.error_nonsupported_operation:
+                    raise
+        self._late_reply_possible = False
+        self._await_marker(max_replies, end_partial=True)
+        errors = self.drain_errors()
+        if errors:
+            log.warning("%s: error queue before cleanup (from the interrupted exchange): %s", self.name, errors)
+
+    def _await_marker(self, max_replies: int = 8, *, end_partial: bool = False) -> None:
+        """Ask the model's marker query and discard every reply until the marker's own."""
+        marker = self.sync_marker(next(_nonces))
+        if marker is None:
+            return
+        if end_partial:
+            self.write("")
+        command, expected = marker
+        self.write(command)
+        for _ in range(max_replies):
+            reply = self.read().strip()
+            if reply == expected:
+                return
+            log.info("%s: discarded a stale reply %r", self.name, reply[:80])
+        raise BadReply(f"no answer to the resync marker {command!r} in {max_replies} replies",
+                       instrument=self.name)
 
     def disconnect(self) -> None:
         """Close the VISA session (outputs and relays keep their state)."""

@@ -28,6 +28,7 @@ from sim_backend.twin import build_twin
 
 from lab.config import DEFAULT_BENCH, BenchConfig, load_bench
 from lab.errors import ConfigError, HopbenchError
+from lab.lock import LOCAL_PREFIX, BenchLock, identity_key, instrument_key
 from lab.models import capability
 from lab.operations import BenchInfo
 from lab.timing import Clock, PaperClock, TimingModel, TwinClock, WallClock
@@ -142,13 +143,15 @@ class Bench:
         self.info = bench_info(config, simulated)
         self.timing = TimingModel.from_config(config)
         self.lock_keys = tuple(lock_keys)
+        self._identity_keys: list[str] | None = None
+        self.held_lock: BenchLock | None = None  # taken by open(lock=True), released by close()
         self.closed_ = False
 
     # -------------------------------------------------------------- opening
     @classmethod
     def open(cls, config: BenchConfig | str | Path = DEFAULT_BENCH, simulate: bool | None = None, *,
              server: Any = None, twin: Any = None, resources: Mapping[str, str] | None = None,
-             visa_library: Any = None) -> "Bench":
+             visa_library: Any = None, lock: bool = False) -> "Bench":
         """Open a bench.
 
         :param simulate: None = as the bench file says (``simulated``); True = on the twin.
@@ -157,6 +160,9 @@ class Bench:
         :param twin: with ``server``, the twin it serves (for truth in tests); not required.
         :param resources: replace resource strings by instrument name (a real bench).
         :param visa_library: replace every instrument's VISA library.
+        :param lock: take the instruments' locks (by address) before opening any of them, and
+            hold them until :meth:`close`: opening already talks to an instrument (identity,
+            error queue, connect rule), which must not happen to an instrument another runner drives.
         """
         cfg = config if isinstance(config, BenchConfig) else load_bench(config)
         resources = dict(resources or {})
@@ -178,7 +184,7 @@ class Bench:
             clock = TwinClock(twin.bench)
             simulated = True
             command_log = lib.command_log
-            lock_keys = [f"sim-{os.getpid()}-{id(twin):x}"]
+            lock_keys = [f"{LOCAL_PREFIX}twin-{os.getpid()}-{id(twin):x}"]  # no other process reaches it
         else:
             if cfg.simulated:
                 raise ConfigError(cfg.source, [("simulated", "this bench exists only as a simulated twin; "
@@ -190,13 +196,23 @@ class Bench:
             library_for = lambda inst: visa_library  # noqa: E731
         res = {inst.name: resources.get(inst.name, inst.resource) for inst in cfg.instruments}
         if not lock_keys:
-            lock_keys = sorted(res.values())
-        opened = cls._open_all(cfg, res, library_for)
+            lock_keys = sorted({instrument_key(r) for r in res.values()})
+        held = None
+        if lock and not all(k.startswith(LOCAL_PREFIX) for k in lock_keys):
+            held = BenchLock(lock_keys, bench=cfg.name, simulated=simulated).acquire()
+        try:
+            opened = cls._open_all(cfg, res, library_for)
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
         for name, drv in opened.drivers.items():
             if hasattr(drv, "sleep"):
                 drv.sleep = clock.sleep  # pulses take bench time: virtual in a dry run
-        return cls(cfg, opened, clock, simulated=simulated, twin=twin, command_log=command_log,
-                   lock_keys=lock_keys)
+        bench = cls(cfg, opened, clock, simulated=simulated, twin=twin, command_log=command_log,
+                    lock_keys=lock_keys)
+        bench.held_lock = held
+        return bench
 
     @staticmethod
     def _open_all(cfg: BenchConfig, res: Mapping[str, str], library_for: Any) -> _Opened:
@@ -220,6 +236,33 @@ class Bench:
                 _close_driver(drv)
             raise
 
+    # -------------------------------------------------------------- identity
+    def identity_keys(self) -> list[str]:
+        """Lock keys of the instruments' ``*IDN?`` identities (those that answer with a serial).
+
+        Asked only on a real bench: a simulator's instruments share made-up serials, and a
+        twin or a sim server is reached at one address anyway.
+        """
+        if self.simulated:
+            return []
+        if self._identity_keys is None:
+            keys = set()
+            for name, drv in self.instruments.items():
+                try:
+                    idn = str(drv.id)
+                except Exception as exc:  # noqa: BLE001 - an instrument without *IDN? keeps its address key
+                    log.info("%s: no identity for the bench lock (%s)", name, exc)
+                    continue
+                key = identity_key(idn)
+                if key is not None:
+                    keys.add(key)
+            self._identity_keys = sorted(keys)
+        return list(self._identity_keys)
+
+    def describe(self) -> dict[str, Any]:
+        """What the lock owner file says about this bench."""
+        return {"bench": self.config.name, "simulated": self.simulated}
+
     # -------------------------------------------------------------- use
     def backend(self) -> "InstrumentBackend":
         return InstrumentBackend(self)
@@ -234,8 +277,12 @@ class Bench:
         if self.closed_:
             return
         self.closed_ = True
-        for drv in self.instruments.values():
-            _close_driver(drv)
+        try:
+            for drv in self.instruments.values():
+                _close_driver(drv)
+        finally:
+            if self.held_lock is not None:
+                self.held_lock.release()
 
     def __enter__(self) -> "Bench":
         return self
@@ -334,6 +381,35 @@ class PaperBench:
         self.energy_J = 0.0
         self.max_device_V = 0.0
         self.write_time_s = 0.0
+        # by line voltages: the dose rates and per-line currents (a read asks thousands of times
+        # in a few hundred relay configurations)
+        self._by_lines: dict[bytes, tuple[float, float, float, np.ndarray | None]] = {}
+
+    def _lines_state(self) -> tuple[float, float, float, np.ndarray | None]:
+        """(Σ|ΔV|, Σ ΔV², max |ΔV| over devices, per-line current or None) at the present levels."""
+        v = self.guard.line_voltages()
+        key = v.tobytes()
+        hit = self._by_lines.get(key)
+        if hit is None:
+            dv = v[self._a] - v[self._b]
+            dv = np.where(np.isfinite(dv), dv, 0.0)
+            a = np.abs(dv)
+            if len(self._by_lines) > 4096:
+                self._by_lines.clear()
+            hit = self._by_lines[key] = (float(a.sum()), float((a * a).sum()), float(a.max(initial=0.0)), None)
+        return hit
+
+    def _line_currents(self) -> np.ndarray:
+        v = self.guard.line_voltages()
+        key = v.tobytes()
+        s_abs, s_sq, peak, out = self._lines_state()
+        if out is None:
+            i_dev = self.g * (v[self._a] - v[self._b])
+            i_dev = np.where(np.isfinite(i_dev), i_dev, 0.0)
+            out = np.bincount(self._a, weights=i_dev, minlength=self._n_lines)
+            out -= np.bincount(self._b, weights=i_dev, minlength=self._n_lines)
+            self._by_lines[key] = (s_abs, s_sq, peak, out)
+        return out
 
     def _device_v(self) -> np.ndarray:
         v = self.guard.line_voltages()
@@ -343,13 +419,11 @@ class PaperBench:
     def _dose(self, dt: float) -> None:
         if self.guard is None:
             return
-        dv = self._device_v()
-        if not dv.any():
+        s_abs, s_sq, peak, _ = self._lines_state()
+        if peak == 0.0:
             return
-        a = np.abs(dv)
-        self.charge_C += float(self.g * a.sum() * dt)
-        self.energy_J += float(self.g * (a * a).sum() * dt)
-        peak = float(a.max())
+        self.charge_C += float(self.g * s_abs * dt)
+        self.energy_J += float(self.g * s_sq * dt)
         self.max_device_V = max(self.max_device_V, peak)
         if peak > self.v_read_max + 1e-9:
             self.write_time_s += dt
@@ -371,12 +445,9 @@ class PaperBench:
         pass
 
     def measure(self, bus: str) -> PaperReading:
-        v = self.guard.line_voltages()
-        i_dev = self.g * (v[self._a] - v[self._b])
-        i_dev = np.where(np.isfinite(i_dev), i_dev, 0.0)
-        out = np.bincount(self._a, weights=i_dev, minlength=self._n_lines)
-        out -= np.bincount(self._b, weights=i_dev, minlength=self._n_lines)
-        lines = [line for xp, (b, line) in self._owner.items() if b == bus and xp in self.guard.closed]
+        out = self._line_currents()
+        owner = self._owner
+        lines = [owner[xp][1] for xp in self.guard.closed if owner[xp][0] == bus]
         self.clock.sleep(self.timing.integration_s)  # a simulated SMU integrates on the clock too
         return PaperReading(self.guard.levels[bus], float(out[lines].sum()) if lines else 0.0)
 

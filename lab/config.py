@@ -17,32 +17,52 @@ Sections (see ``data/benches/*.toml`` for complete files)::
     [simulation]                   preset, seed, contact_resistance_ohm, source_resistance_ohm, realtime
     [timing]                       nplc, line_frequency_Hz, command_latency_s, measure_overhead_s
 
-Types are checked field by field (pydantic), then the file is checked for consistency
-(every line wired, no crosspoint used twice, every bus backed by an existing channel,
-rows/columns/slots the matrix has, limits within what the models can do). Every error
-names its field.
+Types are checked field by field (pydantic, strict: ``simulated = "no"`` or ``n = true`` is an
+error, and every number finite: ``power_max_W = inf`` is no limit), then the file is checked
+for consistency (every line wired, no crosspoint used twice, every bus backed by an existing
+channel, rows/columns/slots the matrix has, limits within what the models can do). Every
+error names its field. A bench file is read only from a regular file of at most
+MAX_BENCH_FILE_BYTES; ``simulation.preset`` is a shipped preset's name or a file of the
+preset folder, never an arbitrary path.
 """
 from __future__ import annotations
 
+import math
+import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any, Iterable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictFloat, StrictInt, ValidationError, field_validator,
+    model_validator,
+)
 
 from lab.errors import ConfigError
 from lab.models import MODELS, capability
+from sim_backend.presets import PRESETS, DevicePreset, preset_names
 
 Role = Literal["drive", "sense", "guard"]
 _NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 
 
+# Types are strict (``simulated = "no"`` or ``n = true`` is an error, not a guess) and every
+# number finite: an infinite limit is no limit (``power_max_W = inf`` let anything through).
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# The lowest read voltage a bench may use: the supported SMUs source their smallest range
+# (200 mV; 20 mV on a 2450) with ~5 µV resolution but a ±200-400 µV offset accuracy, so below
+# ~1 mV a read is mostly offset error (≥ 20 %) and its conductance meaningless.
+V_READ_MIN_V = 1e-3
+MAX_BENCH_FILE_BYTES = 1_000_000  # the largest shipped bench file is ~10 kB
 
 
 class InstrumentConfig(_Strict):
@@ -50,12 +70,12 @@ class InstrumentConfig(_Strict):
     model: str
     resource: str = Field(min_length=1)
     visa_library: str | None = None  # None = the bench default ("@py")
-    timeout_ms: int = Field(5000, gt=0, le=600_000)
+    timeout_ms: StrictInt = Field(5000, gt=0, le=600_000)
     read_termination: str = "\n"
     write_termination: str = "\n"
     channels: tuple[str, ...] | None = None  # SMU: channels in use (default: all of the model)
-    cards: int | None = None  # matrix: installed cards, slots 1..cards
-    settling_time_s: float | None = Field(None, ge=0.0, le=1.0)  # matrix: relay settling
+    cards: StrictInt | None = None  # matrix: installed cards, slots 1..cards
+    settling_time_s: StrictFloat | None = Field(None, ge=0.0, le=1.0)  # matrix: relay settling
 
     @field_validator("model")
     @classmethod
@@ -95,15 +115,15 @@ class BusConfig(_Strict):
     instrument: str
     channel: str
     role: Role
-    compliance_A: float = Field(gt=0.0)
+    compliance_A: StrictFloat = Field(gt=0.0)
 
 
 class ArrayConfig(_Strict):
     topology: Literal["film", "crossbar"]
-    n: int = Field(ge=2, le=96)
-    tied: bool = False  # crossbar: row i and column i belong to neuron i
+    n: StrictInt = Field(ge=2, le=96)
+    tied: StrictBool = False  # crossbar: row i and column i belong to neuron i
     line_names: tuple[str, ...] | None = None  # default: C0.. (film), R0.., K0.. (crossbar)
-    g_nominal_S: float | None = Field(None, gt=0.0)  # typical device conductance, for estimates
+    g_nominal_S: StrictFloat | None = Field(None, gt=0.0)  # typical device conductance, for estimates
 
     @model_validator(mode="after")
     def _check(self) -> "ArrayConfig":
@@ -152,11 +172,11 @@ class ArrayConfig(_Strict):
 class WiringConfig(_Strict):
     matrix: str  # the switch-matrix instrument
     rows: dict[str, str]  # bus -> matrix row letter
-    lines: dict[str, tuple[int, int]]  # line -> (slot, column)
+    lines: dict[str, tuple[StrictInt, StrictInt]]  # line -> (slot, column)
     # Series resistance between a bus and a line it joins (relay contact + cabling + contact pad),
     # as calibrated on this bench. The line driving a read carries the whole row current, so it
     # sits I·R below its source; reads measure that current and correct for it. 0 = no correction.
-    contact_resistance_ohm: float = Field(0.0, ge=0.0, le=1000.0)
+    contact_resistance_ohm: StrictFloat = Field(0.0, ge=0.0, le=1000.0)
     # Digital-I/O trigger lines joined by a cable: line number -> the source-meters on it. The
     # sources of a multi-bus pulse then start and stop together (one trigger edge) instead of
     # one command latency apart. Only models with trigger lines (2600B) can be listed.
@@ -174,13 +194,13 @@ class WiringConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
-    v_max_V: float = Field(gt=0.0)  # max |V| on any line
-    power_max_W: float = Field(gt=0.0)  # max power in one device (estimated from g_max_expected_S)
-    g_max_expected_S: float = Field(gt=0.0)  # the largest conductance a device may have
-    pulse_width_max_s: float = Field(gt=0.0)  # longest time any device may see more than v_read_max_V
-    v_read_max_V: float = Field(gt=0.0)  # reads never put more than this across a device
-    v_read_default_V: float | None = Field(None, gt=0.0)  # default: half the ceiling
-    v_threshold_V: float | None = Field(None, gt=0.0)  # device switching threshold, if known
+    v_max_V: StrictFloat = Field(gt=0.0)  # max |V| on any line
+    power_max_W: StrictFloat = Field(gt=0.0)  # max power in one device (estimated from g_max_expected_S)
+    g_max_expected_S: StrictFloat = Field(gt=0.0)  # the largest conductance a device may have
+    pulse_width_max_s: StrictFloat = Field(gt=0.0)  # longest time any device may see more than v_read_max_V
+    v_read_max_V: StrictFloat = Field(ge=V_READ_MIN_V)  # reads never put more than this across a device
+    v_read_default_V: StrictFloat | None = Field(None, ge=V_READ_MIN_V)  # default: half the ceiling
+    v_threshold_V: StrictFloat | None = Field(None, gt=0.0)  # device switching threshold, if known
     forbidden_lines: tuple[str, ...] = ()  # never connected to any bus
 
     @model_validator(mode="after")
@@ -199,19 +219,38 @@ class LimitsConfig(_Strict):
 
 
 class SimulationConfig(_Strict):
-    preset: str = "film-amr"  # a shipped preset name or a path to a preset file
+    preset: str = "film-amr"  # a shipped preset's name, or a path to a .toml file in the preset folder
     preset_overrides: dict[str, Any] = Field(default_factory=dict)  # preset fields to replace (sweeps)
-    seed: int = 0
-    contact_resistance_ohm: float = Field(1.0, ge=0.0)
-    source_resistance_ohm: float = Field(0.0, ge=0.0)
-    realtime: bool = False
+    seed: StrictInt = Field(0, ge=0)  # numpy's generators take non-negative seeds
+    contact_resistance_ohm: StrictFloat = Field(1.0, ge=0.0)
+    source_resistance_ohm: StrictFloat = Field(0.0, ge=0.0)
+    realtime: StrictBool = False
+
+    @field_validator("preset")
+    @classmethod
+    def _preset_by_name(cls, v: str) -> str:
+        return check_preset(v)
+
+    @field_validator("preset_overrides")
+    @classmethod
+    def _overrides_typed(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Preset values as strict as the bench file's own: finite numbers, no flag for a number
+        (the preset's own check would take inf, and true as 1.0)."""
+        for key, value in v.items():
+            info = DevicePreset.model_fields.get(key)
+            numeric = info is not None and info.annotation in (float, int)
+            if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"{key} = {value!r}: a number expected")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} = {value}: not a finite number")
+        return v
 
 
 class TimingConfig(_Strict):
-    nplc: float = Field(1.0, ge=0.001, le=25.0)
+    nplc: StrictFloat = Field(1.0, ge=0.001, le=25.0)
     line_frequency_Hz: Literal[50, 60] = 50
-    command_latency_s: float = Field(0.001, ge=0.0, le=1.0)
-    measure_overhead_s: float = Field(0.0, ge=0.0, le=1.0)
+    command_latency_s: StrictFloat = Field(0.001, ge=0.0, le=1.0)
+    measure_overhead_s: StrictFloat = Field(0.0, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -236,18 +275,45 @@ class Layout:
         return {xp: key for key, xp in self.crosspoint.items()}
 
     @cached_property
-    def device_index(self) -> dict[tuple[int, int], int]:
-        out = {}
-        for k, (a, b) in enumerate(self.devices.tolist()):
-            out[(a, b)] = k
-            out[(b, a)] = k
-        return out
+    def device_index(self) -> "DeviceIndex":
+        return DeviceIndex(self.devices, len(self.lines))
+
+
+class DeviceIndex(Mapping):
+    """(line a, line b) -> the device joining them, in either order.
+
+    A table of 4 bytes per pair of lines, not a dict of two tuples per device (~190 B per
+    device: 12 MB at N = 256, and the bench layer was 40× the simulator's own state).
+    """
+
+    def __init__(self, devices: np.ndarray, n_lines: int) -> None:
+        self._n = n_lines
+        self._k = np.full((n_lines, n_lines), -1, dtype=np.int32)
+        k = np.arange(len(devices), dtype=np.int32)
+        self._k[devices[:, 0], devices[:, 1]] = k
+        self._k[devices[:, 1], devices[:, 0]] = k
+
+    def __getitem__(self, key: tuple[int, int]) -> int:
+        try:
+            a, b = (int(x) for x in key)
+        except (TypeError, ValueError):
+            raise KeyError(key) from None
+        if not (0 <= a < self._n and 0 <= b < self._n) or self._k[a, b] < 0:
+            raise KeyError(key)
+        return int(self._k[a, b])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        a, b = np.nonzero(self._k >= 0)
+        return iter(zip(a.tolist(), b.tolist()))
+
+    def __len__(self) -> int:
+        return int((self._k >= 0).sum())
 
 
 class BenchConfig(_Strict):
     name: str = "bench"
     description: str = ""
-    simulated: bool = False  # true: this bench exists only as a simulated twin
+    simulated: StrictBool = False  # true: this bench exists only as a simulated twin
     instruments: tuple[InstrumentConfig, ...]
     buses: dict[str, BusConfig]
     array: ArrayConfig
@@ -315,6 +381,24 @@ class BenchConfig(_Strict):
     @property
     def g_nominal(self) -> float:
         return self.array.g_nominal_S or 0.5 * self.limits.g_max_expected_S
+
+
+def check_preset(v: str) -> str:
+    """A preset is a shipped name or a file of the preset folder: a bench file must not make
+    the program read (and echo in errors) an arbitrary file such as /etc/shadow or /dev/zero."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", v) and not v.endswith(".toml"):
+        if v not in preset_names():
+            raise ValueError(f"unknown device preset {v!r}; shipped presets: {', '.join(preset_names())}")
+        return v
+    folder = PRESETS.resolve()
+    try:
+        path = Path(v).resolve()
+    except (OSError, RuntimeError, ValueError):
+        path = None
+    if path is None or path.suffix != ".toml" or path.parent != folder or not path.is_file():
+        raise ValueError(f"{v!r}: a preset is a shipped preset's name ({', '.join(preset_names())}) or a .toml "
+                         f"file in the preset folder {folder}")
+    return v
 
 
 def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
@@ -480,12 +564,37 @@ def load_bench(path_or_name: str | Path) -> BenchConfig:
             path = shipped
         else:
             raise ConfigError(str(path), [("<file>", "no such bench file")])
-    text = path.read_text()
+    text = read_bench_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [("<toml>", str(exc))]) from None
     return parse_bench(data, str(path), text)
+
+
+def read_bench_text(path: Path) -> str:
+    """The text of a bench file: a regular file (not /dev/zero, a fifo or a folder) of at most
+    MAX_BENCH_FILE_BYTES, in UTF-8."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(str(path), [("<file>", "not a regular file (a bench file is a TOML text file)")])
+    if st.st_size > MAX_BENCH_FILE_BYTES:
+        raise ConfigError(str(path), [("<file>", f"{st.st_size} bytes: larger than a bench file can be "
+                                                 f"({MAX_BENCH_FILE_BYTES} bytes)")])
+    try:
+        with open(path, "rb") as fh:  # read no more than the limit, whatever the file does meanwhile
+            raw = fh.read(MAX_BENCH_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from None
+    if len(raw) > MAX_BENCH_FILE_BYTES:
+        raise ConfigError(str(path), [("<file>", f"larger than a bench file can be ({MAX_BENCH_FILE_BYTES} bytes)")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [("<file>", f"not UTF-8 text (byte {exc.start})")]) from None
 
 
 def loads_bench(text: str, source: str = "<string>") -> BenchConfig:

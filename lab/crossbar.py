@@ -314,6 +314,11 @@ class Crossbar:
     def _sample(self, bus: str, v_drive: float, repeats: int, operation: str, what: str
                 ) -> tuple[float, float, float, float]:
         """(G, its standard error, mean current, mean sense-line voltage) from ``repeats`` readings."""
+        if repeats == 1:  # the common case, thousands of times per read: no arrays
+            r = self._reading(bus, operation, what)
+            cur1 = float(r.current)
+            v1 = self._line_v(r)
+            return -cur1 / (v_drive - v1), float("nan"), cur1, v1  # one reading: no scatter known
         g = np.empty(repeats)
         cur = np.empty(repeats)
         v_line = np.empty(repeats)
@@ -322,7 +327,11 @@ class Crossbar:
             cur[k] = float(r.current)  # negative: flows into the sense source
             v_line[k] = self._line_v(r)
             g[k] = -cur[k] / (v_drive - v_line[k])
-        std = float(np.std(g, ddof=1) / np.sqrt(repeats)) if repeats > 1 else 0.0
+        # One reading carries no estimate of its own scatter: its uncertainty is unknown (NaN),
+        # not 0. The instrument's specified accuracy is no substitute: it bounds a systematic
+        # gain/offset error (a few 0.01 % of reading and range on a 2636B), not the read noise, which
+        # is what a standard error describes (repeats >= 2 measure it).
+        std = float(np.std(g, ddof=1) / np.sqrt(repeats)) if repeats > 1 else float("nan")
         return float(np.mean(g)), std, float(np.mean(cur)), float(np.mean(v_line))
 
     def _g_matrix(self, g: np.ndarray) -> np.ndarray:

@@ -10,10 +10,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lab.config import BenchConfig, Layout
+from lab.config import V_READ_MIN_V, BenchConfig, Layout
 from lab.errors import RoutingError, SafetyError
 from lab.operations import Apply, Multiply, Operation, Pulse, ReadMatrix, ReadPair, Wait
 from lab.safety import TOL, SafetyGuard
+
+# Counts one operation may carry. The dry check replays every pulse and every repeat (about
+# 0.1 ms per pulse, 0.1 ms per device and repeat of a read), so these keep one operation's
+# check within about a second; a longer train or more averaging is several operations, each
+# checked, archived and interruptible on its own. (A count of 1e8 in one operation hung the
+# check and would hold one instrument busy for hours without a checkpoint.)
+MAX_PULSES_PER_OPERATION = 10_000
+MAX_READ_REPEATS = 1_000
 
 
 def effective_v_read(op: Operation, config: BenchConfig) -> float:
@@ -68,9 +76,10 @@ class _OpCheck:
 
     def v_read(self, op: Operation, ceiling: float, why: str = "") -> None:
         v = effective_v_read(op, self.config)
-        if not (math.isfinite(v) and 0 < v <= ceiling * (1 + 1e-9)):
-            raise SafetyError(f"{self.kind}.v_read", f"{v} V not in (0, {ceiling:.4g}] V{why} "
-                              f"(limits.v_read_max_V={self.lim.v_read_max_V} V)")
+        if not (math.isfinite(v) and V_READ_MIN_V <= v <= ceiling * (1 + 1e-9)):
+            raise SafetyError(f"{self.kind}.v_read", f"{v} V not in [{V_READ_MIN_V:g}, {ceiling:.4g}] V{why} "
+                              f"(limits.v_read_max_V={self.lim.v_read_max_V} V; below {V_READ_MIN_V:g} V a read "
+                              f"is mostly the source's offset error)")
 
 
 def _check_drive(op: Apply | Pulse, c: _OpCheck) -> None:
@@ -110,11 +119,21 @@ def _check_drive(op: Apply | Pulse, c: _OpCheck) -> None:
             raise SafetyError("apply.duration_s", f"{op.duration_s} s above the read ceiling exceeds "
                               f"limits.pulse_width_max_s={lim.pulse_width_max_s} s (use a Pulse train)")
         return
+    check_pulse_timing(op, c.config)
+
+
+def check_pulse_timing(op: Pulse, config: BenchConfig) -> None:
+    """The part of a pulse's check that depends on its width, count and period alone (the
+    pre-flight runs only this part again for a train it has checked at another width)."""
+    lim = config.limits
     if not (math.isfinite(op.width_s) and 0 < op.width_s <= lim.pulse_width_max_s * (1 + 1e-9)):
         raise SafetyError("pulse.width_s", f"{op.width_s} s not in (0, limits.pulse_width_max_s="
                           f"{lim.pulse_width_max_s}] s")
     if not isinstance(op.count, (int, np.integer)) or op.count < 1:
         raise SafetyError("pulse.count", f"{op.count!r} is not a positive count")
+    if op.count > MAX_PULSES_PER_OPERATION:
+        raise SafetyError("pulse.count", f"{op.count} pulses in one operation exceeds {MAX_PULSES_PER_OPERATION} "
+                          f"(split the train into several operations)")
     if not (math.isfinite(op.period) and op.period >= op.width_s):
         raise SafetyError("pulse.period_s", f"{op.period_s} s is shorter than the width {op.width_s} s")
 
@@ -178,5 +197,8 @@ _CHECKS: tuple[tuple[type | tuple[type, ...], Callable[[Any, _OpCheck], None]], 
 def _check_repeats_scheme(op: ReadPair | ReadMatrix) -> None:
     if not isinstance(op.repeats, (int, np.integer)) or op.repeats < 1:
         raise SafetyError(f"{op.kind}.repeats", f"{op.repeats!r} is not a positive count")
+    if op.repeats > MAX_READ_REPEATS:
+        raise SafetyError(f"{op.kind}.repeats", f"{op.repeats} repeats in one read exceeds {MAX_READ_REPEATS} "
+                          f"(average several reads instead)")
     if op.scheme not in ("guarded", "floating"):
         raise SafetyError(f"{op.kind}.scheme", f"must be 'guarded' or 'floating', got {op.scheme!r}")

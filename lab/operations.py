@@ -201,7 +201,7 @@ class ApplyResult:
 @dataclass(frozen=True)
 class PairResult:
     g: float  # S
-    g_std: float  # S, standard error of the mean (0 for one read)
+    g_std: float  # S, standard error of the mean (NaN for one read: its scatter is unknown)
     current: float  # A, mean measured current
     v_read: float
 

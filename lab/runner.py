@@ -5,70 +5,51 @@
 1. dry-checks a non-adaptive protocol on a :class:`lab.bench.PaperBench` (every operation
    through the same crossbar and safety guard, nothing sent): a bad parameter fails
    there, before any instrument is touched;
-2. takes the bench lock (one runner per instrument);
-3. puts the bench in a known safe state, then sets limits and turns outputs on at 0 V;
+2. takes the bench lock (one runner per instrument, keyed on the instruments' addresses and
+   identities; a run that died holding it is reported);
+3. puts the bench in a known safe state (links resynchronised, confirmed by read-back), then
+   sets limits and turns outputs on at 0 V;
 4. runs ``protocol.steps()``: each operation is checked, executed through the crossbar
    and its result sent back; observers (the archive) see every operation and checkpoint;
 5. on every exit — normal, exception, Ctrl-C, SIGTERM, an instrument that stops
-   answering — sources go to 0 V, outputs off, relays open, each step attempted.
+   answering — links are resynchronised, sources go to 0 V, outputs off, relays open, each
+   step attempted and read back; the first signal stops the run, none stops the cleanup
+   (:class:`_RunSignals`); ``RunResult.safety`` says what was confirmed, per instrument.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import subprocess
 import threading
 import time
+import tomllib
 import uuid
-from collections import Counter
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from lab import __version__
-from lab.bench import Bench, PaperBench
+from lab.bench import Bench
 from sim_backend import load_preset
 from lab.crossbar import Crossbar
 from lab.errors import HopbenchError, PlanRejected, RetryPolicy, RunAborted, Terminated
-from lab.lock import BenchLock
+from lab.lock import LOCAL_PREFIX, BenchLock, describe_owner
 from lab.observer import NO_PROGRESS, TWIN_STATE, OperationRecord, ProgressSink, RunInfo, RunObserver, RunStatus
 from lab.operations import (
-    Apply, Checkpoint, Multiply, Note, Operation, Pulse, ReadMatrix, ReadPair, Record, Wait,
+    Checkpoint, Multiply, Note, Operation, ReadMatrix, ReadPair, Record,
 )
 from lab.opcheck import check_operation, effective_v_read
-from lab.safety import GuardedActuator, SafetyGuard, make_safe
+from lab import preflight
+from lab.preflight import MAX_OPERATIONS, DryCheckReport, check_parameters, execute
+from lab.safety import GuardedActuator, SafetyGuard, SafeState, secure
 
 log = logging.getLogger("hopbench.runner")
-
-
-@dataclass
-class DryCheckReport:
-    """What a protocol will do to the bench, estimated before anything is sent."""
-
-    protocol: str
-    n_operations: int
-    counts: dict[str, int]  # operations by kind
-    bench_time_s: float  # timing model: integration, settling, latency, widths, waits
-    relay_operations: int
-    commands: int
-    measurements: int
-    charge_C: float  # through all driven devices, at the nominal conductance
-    energy_J: float
-    max_device_V: float
-    write_time_s: float  # time some device spends above the read ceiling
-    g_nominal_S: float
-    adaptive: bool  # results were placeholders: later operations may differ on the bench
-    truncated: bool = False  # stopped at max_operations
-    op_estimates_s: list[float] = field(default_factory=list, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("op_estimates_s")
-        return d
 
 
 @dataclass
@@ -89,36 +70,12 @@ class RunResult:
     wall_time_s: float = 0.0
     estimate: DryCheckReport | None = None
     notes: list[str] = field(default_factory=list)  # the protocol's Notes, in order
+    safety: SafeState | None = None  # what cleanup confirmed, instrument by instrument
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run
+    previous_owners: list[dict[str, Any]] = field(default_factory=list)  # runs that died holding the bench
 
 
 _READS = (ReadPair, ReadMatrix, Multiply)
-
-
-def execute(op: Operation, xbar: Crossbar, guard: SafetyGuard) -> Any:
-    """One operation through the crossbar, in the scope its kind allows."""
-    cfg = xbar.config
-    if isinstance(op, Apply):
-        with guard.scoped("write"):
-            return xbar.apply(op.voltages(), op.duration_s, op.others)
-    if isinstance(op, Pulse):
-        with guard.scoped("write"):
-            return xbar.pulse(op.voltages(), op.width_s, op.count, op.period_s, op.others)
-    if isinstance(op, ReadPair):
-        with guard.scoped("read"):
-            return xbar.read_pair(int(op.a), int(op.b), effective_v_read(op, cfg), op.repeats, op.scheme)
-    if isinstance(op, ReadMatrix):
-        with guard.scoped("read"):
-            return xbar.read_matrix(op.devices, effective_v_read(op, cfg), op.repeats, op.scheme)
-    if isinstance(op, Multiply):
-        with guard.scoped("read"):
-            return xbar.multiply(op.pattern, op.neurons, effective_v_read(op, cfg))
-    if isinstance(op, Wait):
-        with guard.scoped("idle"):
-            xbar.wait(op.seconds)
-            return None
-    if isinstance(op, (Checkpoint, Note, Record)):
-        return None
-    raise HopbenchError(f"unknown operation {op!r}: a protocol may only yield lab.operations objects")
 
 
 def _settings(op: Operation, cfg: Any, act: GuardedActuator, before: dict[str, float]) -> dict[str, Any]:
@@ -130,6 +87,10 @@ def _settings(op: Operation, cfg: Any, act: GuardedActuator, before: dict[str, f
         "retries": act.retries - before["retries"],
         "estimated_s": act.estimated_s - before["estimated_s"],
     }
+    if s["relay_operations"]:
+        # the crosspoints left closed after the operation (each change was acknowledged by the
+        # matrix), so a reader of the archive knows the relay state without asking the bench
+        s["relays_closed"] = sorted(act.closed)
     if isinstance(op, _READS):
         s["v_read"] = effective_v_read(op, cfg)
         s["scheme"] = getattr(op, "scheme", "guarded")
@@ -142,114 +103,102 @@ def _counters(act: GuardedActuator) -> dict[str, float]:
 
 
 def _git_revision() -> str | None:
+    """hopbench's own revision: git's HEAD only if the repository ``lab`` lives in is
+    hopbench's checkout (``lab/`` at its top, beside hopbench's pyproject.toml); an install
+    inside some other repository (a lab's analysis repo, a venv in a project) gets
+    ``installed <version>`` instead, never that repository's HEAD."""
+    package_root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=package_root,
                              capture_output=True, text=True, timeout=2)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+        lines = top.stdout.split() if top.returncode == 0 else []
+        pyproject = package_root / "pyproject.toml"
+        ours = (len(lines) == 2 and Path(lines[0]).resolve() == package_root and pyproject.is_file()
+                and tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {}).get("name") == "hopbench")
+        if ours:
+            return lines[1]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return f"installed {__version__}"
 
 
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM becomes a Terminated exception in the main thread, so cleanup runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _RunSignals:
+    """Ctrl-C and SIGTERM during one run, in the main thread: the first one stops the run, and
+    nothing stops the cleanup.
 
-    def handler(signum: int, frame: Any) -> None:
+    The first signal raises (KeyboardInterrupt / :class:`Terminated`) where the run stands,
+    and disarms the handler itself, so no second signal can raise anywhere after it: not in
+    the except clauses, not before the cleanup has begun, not in the cleanup. Once cleanup
+    starts (:attr:`cleaning`) a signal is only acknowledged on stderr. Every signal is kept
+    in :attr:`got` so the caller re-raises after cleanup. Inside :meth:`held` blocks (observers
+    writing the archive) a signal waits for the block's end. Handlers run in the main thread
+    between bytecodes (a blocking socket wait returns to run them), so a signal may cut an
+    exchange between a query and its reply: the cleanup resynchronises every link first.
+    """
+
+    MESSAGE = "\ncleaning up — wait: the bench is being made safe (a further signal does not stop it)\n".encode()
+
+    def __init__(self) -> None:
+        self.got: list[int] = []
+        self.armed = False
+        self.cleaning = False
+        self.holding = False
+        self._old: dict[int, Any] = {}
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.got.append(signum)
+        if self.armed and not self.cleaning and not self.holding:
+            self._raise()
+        if self.holding and not self.cleaning:
+            return  # raised when the held block ends
+        try:
+            os.write(2, self.MESSAGE)  # not sys.stderr: the main thread may be inside a write to it
+        except OSError:
+            pass
+
+    def _raise(self) -> None:
+        self.armed = False
+        if self.got[0] == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Terminated("SIGTERM received")
 
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A signal waits for the end of the block (an observer writing the archive is never cut)."""
+        if self.holding:
+            yield
+            return
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.got and self.armed and not self.cleaning:
+            self._raise()
 
+    @property
+    def first(self) -> str | None:
+        return None if not self.got else ("SIGINT" if self.got[0] == signal.SIGINT else "SIGTERM")
 
-@contextmanager
-def _signals_deferred() -> Iterator[list[int]]:
-    """Hold Ctrl-C and SIGTERM while the bench is being made safe; the caller re-raises."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield got
-        return
-    olds = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield got
-    finally:
-        for s, old in olds.items():
-            signal.signal(s, old)
+    @contextmanager
+    def installed(self) -> Iterator["_RunSignals"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        self._old = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, old in self._old.items():
+                signal.signal(s, old)
 
 
 def dry_check(cfg: Any, info: Any, protocol: Any, *, g_nominal: float | None = None,
-              resume: Mapping[str, Any] | None = None, max_operations: int = 2_000_000) -> DryCheckReport:
-    """Replay the plan on paper: every operation checked, bench time and dose estimated.
-
-    Raises :class:`PlanRejected` (with the operation's index) at the first operation
-    that would break a limit or cannot be routed. Nothing is sent to any instrument.
-    """
-    paper = PaperBench(cfg, g_nominal)
-    guard = SafetyGuard(cfg)
-    paper.guard = guard
-    act = GuardedActuator(guard, paper, paper.timing)
-    xbar = Crossbar(act, cfg)
-    xbar.prepare()
-    counts: Counter[str] = Counter()
-    op_est: list[float] = []
-    check_parameters(info, protocol)
-    gen = protocol.steps(info, resume=resume)
-    result: Any = None
-    index = 0
-    truncated = False
-    try:
-        while True:
-            try:
-                op = gen.send(result) if index else next(gen)
-            except StopIteration:
-                break
-            except Exception as exc:
-                raise PlanRejected(index, "protocol", exc) from exc
-            if index >= max_operations:
-                truncated = True
-                break
-            t0 = act.estimated_s
-            try:
-                check_operation(op, cfg)
-                result = execute(op, xbar, guard)
-            except Exception as exc:
-                raise PlanRejected(index, getattr(op, "kind", type(op).__name__), exc) from exc
-            counts[op.kind] += 1
-            op_est.append(act.estimated_s - t0)
-            index += 1
-    finally:
-        gen.close()
-    return DryCheckReport(
-        protocol=getattr(protocol, "name", type(protocol).__name__),
-        n_operations=index,
-        counts=dict(counts),
-        bench_time_s=act.estimated_s,
-        relay_operations=act.relay_operations,
-        commands=act.commands,
-        measurements=act.measurements,
-        charge_C=paper.charge_C,
-        energy_J=paper.energy_J,
-        max_device_V=paper.max_device_V,
-        write_time_s=paper.write_time_s,
-        g_nominal_S=paper.g,
-        adaptive=bool(getattr(protocol, "adaptive", False)),
-        truncated=truncated,
-        op_estimates_s=op_est,
-    )
-
-def check_parameters(info: Any, protocol: Any) -> None:
-    check = getattr(protocol, "check", None)
-    if check is None:
-        return
-    try:
-        check(info)
-    except Exception as exc:
-        raise PlanRejected(0, "parameters", exc) from exc
+              resume: Mapping[str, Any] | None = None, max_operations: int = MAX_OPERATIONS,
+              progress: Any = None) -> DryCheckReport:
+    """Replay the plan on paper before anything is sent (see :mod:`lab.preflight`)."""
+    return preflight.dry_check(cfg, info, protocol, g_nominal=g_nominal, resume=resume,
+                               max_operations=max_operations, progress=progress)
 
 
 @dataclass
@@ -289,6 +238,9 @@ class Runner:
         self._running.set()
         self._abort = threading.Event()
         self.last_result: RunResult | None = None
+        self._lock: BenchLock | None = None
+        self._previous_owners: list[dict[str, Any]] = []
+        self._signals = _RunSignals()  # replaced by each run's own
 
     # ------------------------------------------------------------ controls
     def pause(self) -> None:
@@ -313,7 +265,7 @@ class Runner:
                   resume: Mapping[str, Any] | None = None) -> DryCheckReport:
         """Replay the plan on paper (see :func:`dry_check`); nothing is sent."""
         return dry_check(self.config, self.bench.info, protocol, g_nominal=g_nominal, resume=resume,
-                         max_operations=self.max_check_operations)
+                         max_operations=self.max_check_operations, progress=self.progress)
 
     def _check_parameters(self, protocol: Any) -> None:
         check_parameters(self.bench.info, protocol)
@@ -346,8 +298,12 @@ class Runner:
         )
 
     def run(self, protocol: Any, resume: Mapping[str, Any] | None = None, *, start_index: int = 0,
-            run_id: str | None = None, sample_state: Mapping[str, Any] | None = None) -> RunResult:
+            run_id: str | None = None, sample_state: Mapping[str, Any] | None = None,
+            estimate: DryCheckReport | None = None) -> RunResult:
         """Run ``protocol`` (from ``resume``, a checkpoint state, if given).
+
+        ``estimate``: the dry check the caller already ran on paper before opening the bench
+        (so a bad parameter failed before any instrument was touched); it is not repeated.
 
         ``sample_state``: a dry run's simulated sample as a checkpoint stored it; it is laid on
         the twin after the safe-state commands, just before the plan's first operation.
@@ -358,29 +314,55 @@ class Runner:
         if sample_state is not None and self.bench.twin is None:
             raise PlanRejected(0, "resume", ValueError(
                 "the checkpoint holds a simulated sample's state: resume it as a dry run"))
-        estimate = None
-        if self.check and not getattr(protocol, "adaptive", False):
+        if estimate is not None:
+            pass
+        elif self.check and not getattr(protocol, "adaptive", False):
             estimate = self.dry_check(protocol, resume=resume)
         else:
             self._check_parameters(protocol)
-        lock = BenchLock(self.bench.lock_keys) if self.use_lock else None
-        if lock is not None:
-            lock.acquire()
+        self._previous_owners = []
+        held = getattr(self.bench, "held_lock", None)  # the bench's, taken before it opened anything
+        lock = own = None
+        if self.use_lock:
+            # one runner per bench object, whatever the instruments' locks (held by the bench or not)
+            own = BenchLock([f"{LOCAL_PREFIX}bench-{id(self.bench):x}"]).acquire()
+            try:
+                lock = held if held is not None else BenchLock(self.bench.lock_keys, **self.bench.describe())
+                if held is None:
+                    lock.acquire()  # the addresses first: nothing more is asked of a bench someone else holds
+            except BaseException:
+                own.release()
+                raise
+        self._lock = lock
         try:
-            with _sigterm_raises():
-                return self._run(protocol, resume, start_index, run_id, estimate, sample_state)
-        finally:
             if lock is not None:
+                lock.acquire(self.bench.identity_keys())
+                self._previous_owners = lock.dead_owners()
+                lock.previous.clear()  # told once
+                for owner in self._previous_owners:
+                    log.warning("the run of %s ended without releasing this bench (killed, crashed or power "
+                                "lost): making the bench safe before anything else",
+                                describe_owner(owner))
+            signals = self._signals = _RunSignals()
+            with signals.installed():
+                return self._run(protocol, resume, start_index, run_id, estimate, sample_state, signals)
+        finally:
+            self._lock = None
+            if lock is not None and held is None:
                 lock.release()
+            if own is not None:
+                own.release()
 
     def _run(self, protocol: Any, resume: Mapping[str, Any] | None, start_index: int, run_id: str | None,
-             estimate: DryCheckReport | None, sample_state: Mapping[str, Any] | None = None) -> RunResult:
+             estimate: DryCheckReport | None, sample_state: Mapping[str, Any] | None,
+             signals: "_RunSignals") -> RunResult:
         s = self._session(protocol, run_id)
         status: RunStatus = "running"
         error: str | None = None
         pending: BaseException | None = None
         gen = None
         try:
+            signals.armed = True
             gen = self._begin(s, protocol, resume, estimate, sample_state)
             self._loop(s, gen, start_index)
             status = "complete"
@@ -396,11 +378,20 @@ class Runner:
             pending = exc
             log.error("run %s failed at operation %d: %s", s.info.run_id, start_index + s.n_ops, error)
         finally:
-            status, error, got = self._end(s, gen, status, error, estimate)
+            # no call before these two stores: a signal is handled only at a call or a jump,
+            # so from here on none can raise (see _RunSignals)
+            signals.cleaning = True
+            signals.armed = False
+            status, error = self._end(s, gen, status, error, estimate, signals)
+        if pending is None and signals.got:
+            pending = KeyboardInterrupt() if signals.got[0] == signal.SIGINT else \
+                Terminated("SIGTERM received during cleanup")
         if pending is not None:
+            try:
+                pending.run_result = self.last_result  # type: ignore[attr-defined] # what cleanup confirmed
+            except AttributeError:
+                pass
             raise pending
-        if got:
-            raise KeyboardInterrupt if signal.SIGINT in got else Terminated("SIGTERM received during cleanup")
         if status == "failed" and error:
             raise HopbenchError(error)
         assert self.last_result is not None
@@ -420,12 +411,16 @@ class Runner:
                estimate: DryCheckReport | None, sample_state: Mapping[str, Any] | None) -> Any:
         """Observers started, the bench in its known safe state, the plan generator made."""
         bench = self.bench
-        for obs in self.observers:
-            obs.start(s.info)
-            s.started.append(obs)
+        with self._signals.held():
+            for obs in self.observers:
+                obs.start(s.info)
+                s.started.append(obs)
         log.info("run %s: %s on %s%s", s.info.run_id, s.info.protocol_name, self.config.name,
                  " (simulated)" if bench.simulated else "")
-        self._known_safe_state(s.guard)
+        archive = next((str(p) for p in (getattr(o, "path", None) for o in s.started) if p), None)
+        if self._lock is not None and archive:
+            self._lock.update(archive=archive)  # who to look for if this run dies holding the bench
+        self._known_safe_state(s)
         s.xbar.prepare()
         self.progress.start(estimate.op_estimates_s if estimate else None, description=s.info.protocol_name)
         if sample_state is not None:
@@ -467,12 +462,14 @@ class Runner:
             duration_bench=clock.now() - t_bench, settings=_settings(op, cfg, s.act, before),
             truth=bench.truth() if bench.twin is not None else None,
         )
-        for obs in s.started:
-            obs.operation(rec)
+        with self._signals.held():
+            for obs in s.started:
+                obs.operation(rec)
+            if isinstance(op, Checkpoint):
+                for obs in s.started:
+                    obs.checkpoint(index, op.state)
         if isinstance(op, Checkpoint):
             s.last_cp = (index, dict(op.state))
-            for obs in s.started:
-                obs.checkpoint(index, op.state)
         elif isinstance(op, Record):
             s.records.append((op.stream, dict(op.values)))
         elif isinstance(op, Note):
@@ -481,25 +478,30 @@ class Runner:
         return result
 
     def _end(self, s: "_Session", gen: Any, status: RunStatus, error: str | None,
-             estimate: DryCheckReport | None) -> tuple[RunStatus, str | None, Any]:
-        """Cleanup on every exit: plan closed, bench made safe, observers finished, result kept."""
-        bench, clock, act = self.bench, self.bench.clock, s.act
-        self.progress.stop()
+             estimate: DryCheckReport | None, signals: "_RunSignals") -> tuple[RunStatus, str | None]:
+        """Cleanup on every exit: bench made safe and read back first, then the plan closed,
+        observers told what was confirmed and finished, the result kept."""
+        clock, act = self.bench.clock, s.act
+        state = self._secure()
+        s.guard.reset_state()
+        try:
+            self.progress.stop()
+        except Exception as exc:  # noqa: BLE001 - a progress bar must not cost the cleanup
+            log.warning("stopping the progress display failed: %s", exc)
         if gen is not None:
             try:
                 gen.close()
             except Exception as exc:  # noqa: BLE001
                 log.warning("closing the protocol failed: %s", exc)
-        with _signals_deferred() as got:
-            errors = make_safe(bench.channels, bench.matrix, log)
-            s.guard.reset_state()
-        if errors:
-            msg = "; ".join(f"{step}: {e}" for step, e in errors)
-            log.error("bench NOT fully safe after run %s: %s", s.info.run_id, msg)
+        if state.safe:
+            log.info("run %s: %s", s.info.run_id, state.summary())
+        else:
+            log.error("run %s: %s", s.info.run_id, state.summary())
             if status == "complete":
-                status, error = "failed", f"cleanup failed: {msg}"
+                status, error = "failed", f"cleanup failed: {state.summary()}"
             else:
-                error = f"{error}; cleanup failed: {msg}"
+                error = f"{error}; cleanup failed: {state.summary()}"
+        self._tell(s, "end", {**state.as_dict(), "interrupted_by": signals.first})
         for obs in s.started:
             try:
                 obs.finish(status, error)
@@ -513,18 +515,35 @@ class Runner:
             last_checkpoint=s.last_cp[1] if s.last_cp else None,
             last_checkpoint_index=s.last_cp[0] if s.last_cp else None,
             wall_time_s=time.monotonic() - s.wall0, estimate=estimate, notes=list(s.notes),
+            safety=state, interrupted_by=signals.first, previous_owners=list(self._previous_owners),
         )
         log.info("run %s %s: %d operations, %.3f s of bench time, %d relay operations",
                  s.info.run_id, status, s.n_ops, self.last_result.bench_time_s, act.relay_operations)
-        return status, error, got
+        return status, error
 
-    def _known_safe_state(self, guard: SafetyGuard) -> None:
+    def _secure(self) -> SafeState:
+        """Every link resynchronised, sources 0 V, outputs off, relays open, each read back."""
+        b = self.bench
+        return secure(b.channels, b.matrix, log, instruments=b.instruments, matrix_name=self.config.wiring.matrix)
+
+    def _tell(self, s: "_Session", phase: str, state: Mapping[str, Any]) -> None:
+        """Observers that keep the bench's confirmed state (the archive) get it."""
+        for obs in s.started:
+            keep = getattr(obs, "bench_state", None)
+            if keep is None:
+                continue
+            try:
+                keep(phase, dict(state))
+            except Exception as exc:  # noqa: BLE001 - the record must not cost the cleanup
+                log.error("observer %r failed to keep the bench state: %s", obs, exc)
+
+    def _known_safe_state(self, s: "_Session") -> None:
         """Whatever the bench was left in, start from sources 0 V, outputs off, relays open."""
-        errors = make_safe(self.bench.channels, self.bench.matrix, log)
-        guard.reset_state()
-        if errors:
-            step, exc = errors[0]
-            raise HopbenchError(f"cannot bring the bench to a safe state before the run ({step}): {exc}") from exc
+        state = self._secure()
+        s.guard.reset_state()
+        self._tell(s, "start", {**state.as_dict(), "previous_owners": self._previous_owners})
+        if not state.safe:
+            raise HopbenchError(f"cannot bring the bench to a safe state before the run: {state.summary()}")
 
     def _checkpoint_controls(self) -> None:
         if self._abort.is_set():

@@ -6,12 +6,16 @@ cleanup). Protocols speak only to ``lab`` so they run unchanged on a bench or in
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, ClassVar, Generator, Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from lab.operations import BenchInfo, Operation
+
+from .parameters import ParameterError, apply_overrides, explain
+from .strict import check_types, read_protocol_file
 
 Plan = Generator[Operation, Any, Any]
 
@@ -19,7 +23,15 @@ _REGISTRY: dict[str, type["Protocol"]] = {}
 
 
 class Protocol(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Types strict and numbers finite for every protocol and its nested parameter objects
+    # (``epochs = true``, ``calibrate = "no"``, ``width_s = inf`` are errors): see protocols.strict.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_types(cls, data: Any) -> Any:
+        check_types(cls, data)
+        return data
 
     name: ClassVar[str] = "protocol"
     # An adaptive protocol chooses later operations from measured results, so a dry
@@ -27,7 +39,10 @@ class Protocol(BaseModel):
     adaptive: ClassVar[bool] = False
     # Which figure a report draws for each record stream this protocol yields:
     # "accuracy" (scores per epoch), "recall" (cue → answer glyphs), "curves" (a quantity
-    # against the protocol's swept variable). Streams not named get no figure.
+    # against the protocol's swept variable), "threshold" (ΔG per pulse vs amplitude),
+    # "device" (one device's characterization), "retention" (G(t) on a log time axis).
+    # Streams not named get no figure. The key "reads" says what the matrix reads are
+    # drawn as: "learned_change" (a training: ΔG/G0 and W), "conductance" or "none".
     figures: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -63,7 +78,10 @@ def registry() -> dict[str, type[Protocol]]:
 def get_protocol(name: str) -> type[Protocol]:
     reg = registry()
     if name not in reg:
-        raise KeyError(f"unknown protocol {name!r}; known: {', '.join(sorted(reg))}")
+        close = difflib.get_close_matches(name, list(reg), n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise KeyError(f"unknown protocol {name!r}; {hint}known: {', '.join(sorted(reg))} "
+                       "(hopbench protocols lists them)")
     return reg[name]
 
 
@@ -74,12 +92,16 @@ def load_protocol(name_or_file: str, overrides: Mapping[str, Any] | None = None)
     params: dict[str, Any] = {}
     path = Path(name_or_file)
     if path.suffix == ".toml" and path.exists():
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_protocol_file(path))
         if "protocol" not in data:
             raise ValueError(f"{path}: missing key 'protocol' (the protocol's name)")
         name = data.pop("protocol")
         params.update(data)
     else:
         name = name_or_file
-    params.update(overrides or {})
-    return get_protocol(name).model_validate(params)
+    cls = get_protocol(name)
+    params = apply_overrides(cls, params, overrides or {})
+    try:
+        return cls.model_validate(params)
+    except ValidationError as exc:
+        raise ParameterError(explain(cls, exc)) from None

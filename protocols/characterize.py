@@ -125,7 +125,7 @@ from . import fit as devfit
 from .base import Plan, Protocol
 from .characterize_analysis import NOT_IDENTIFIABLE, _recordable, analyse, fit_bound, fit_creep, summarise
 from .characterize_plan import DevicePlan
-from .common import check_voltage, device_between, line_index
+from .common import check_voltage, line_pairs
 
 # what other modules and the tests import from here
 __all__ = ["NOT_IDENTIFIABLE", "Characterize", "analyse", "fit_bound", "fit_creep", "summarise"]
@@ -134,40 +134,53 @@ __all__ = ["NOT_IDENTIFIABLE", "Characterize", "analyse", "fit_bound", "fit_cree
 class Characterize(Protocol):
     name: ClassVar[str] = "characterize"
     figures: ClassVar[Mapping[str, str]] = {
-        "characterize_amplitude": "threshold", "characterize_device": "curves", "characterize": "curves"}
+        "characterize_amplitude": "threshold", "characterize_device": "device", "characterize": "curves",
+        "reads": "none"}
     adaptive: ClassVar[bool] = True
 
-    pairs: tuple[tuple[int | str, int | str], ...] = ((0, 1),)
-    amplitudes: tuple[float, ...] | None = None  # V across the device; default 13 steps 0.15…2·v_max
-    width_s: float = Field(1e-3, gt=0)  # reference pulse width (the figure's ΔG per pulse)
-    min_width_s: float | None = Field(None, gt=0)  # default width_s / 4
+    pairs: tuple[tuple[int | str, int | str], ...] | None = Field(None,
+        description="devices as line pairs [[a, b], ...] (index or name; default: the bench's first device); disjoint pairs")
+    amplitudes: tuple[float, ...] | None = Field(None,
+        description="pulse amplitudes across the device (default: 13 steps 0.15 … 2·v_max)")
+    width_s: float = Field(1e-3, gt=0, description="reference pulse width (the ΔG-per-pulse figure is scaled to it)")
+    min_width_s: float | None = Field(None, gt=0, description="narrowest pulse (default: width_s / 4)")
     # default min(10·width_s, half the bench limit): the V/2 levels' set-up counts into the
     # bench's pulse-width limit (time above the read ceiling)
-    max_width_s: float | None = Field(None, gt=0)
-    probe_dose_s: float = Field(0.2, gt=0)  # time at one level before it counts as "no motion"
-    dose_growth: float = Field(2.0, gt=1.0)  # cumulative dose factor between reads of one point
-    max_moving_amplitudes: int = Field(3, ge=2)  # sweep stops after this many amplitudes moved
-    widths: tuple[float, ...] | None = None  # default width_s × (1/4, 4)
-    v_width: float | None = Field(None, gt=0)  # default: the moving amplitude nearest 1.5 × onset
-    curve_pulses: int = Field(24, ge=3)  # reads along each saturation curve
-    curve_levels: int = Field(2, ge=1)  # amplitudes the curves cycle over (curve_low × onset … v_curve)
-    curve_low: float = Field(1.5, gt=1.0)  # lowest curve amplitude over the onset (just past depinning)
-    curve_read_repeats: int | None = Field(96, ge=1)  # repeats of the curve reads (their steps carry the fit)
-    curve_sigmas: float = Field(6.0, gt=0)  # change per curve train, in σ of a read difference
-    max_train_pulses: int = Field(80, ge=1)  # pulses per steered curve train at most
-    v_curve: float | None = Field(None, gt=0)  # default: the largest amplitude
-    curve_width_s: float | None = Field(None, gt=0)  # width of the steered curve trains; default width_s
-    noise_reads: int = Field(8, ge=2)
-    read_repeats: int = Field(32, ge=1)
-    v_read: float | None = Field(None, gt=0)
-    retention_s: tuple[float, ...] = ()
-    response_sigmas: float = Field(3.0, gt=0)  # motion is seen / a sweep step is |ΔG| ≈ this × σ of a read difference
+    max_width_s: float | None = Field(None, gt=0,
+        description="widest pulse (default: min(10·width_s, half the bench limit))")
+    probe_dose_s: float = Field(0.2, gt=0, description="time at one amplitude before it counts as 'no motion'")
+    dose_growth: float = Field(2.0, gt=1.0, description="cumulative dose factor between reads of one sweep point")
+    max_moving_amplitudes: int = Field(3, ge=2,
+        description="the amplitude sweep stops this many amplitudes after the first motion")
+    widths: tuple[float, ...] | None = Field(None,
+        description="widths of the width sweep (default: width_s × 1/4 and × 4)")
+    v_width: float | None = Field(None, gt=0,
+        description="amplitude of the width sweep (default: the moving amplitude nearest 1.5 × onset)")
+    curve_pulses: int = Field(24, ge=3, description="reads along each saturation curve")
+    curve_levels: int = Field(2, ge=1, description="amplitudes the curves cycle over (curve_low × onset … v_curve)")
+    curve_low: float = Field(1.5, gt=1.0, description="lowest curve amplitude over the onset (just past depinning)")
+    curve_read_repeats: int | None = Field(96, ge=1,
+        description="repeats of the curve reads (their steps carry the fit)")
+    curve_sigmas: float = Field(6.0, gt=0, description="change per curve train, in σ of a read difference")
+    max_train_pulses: int = Field(80, ge=1, description="pulses per steered curve train at most")
+    v_curve: float | None = Field(None, gt=0, description="top curve amplitude (default: the largest amplitude)")
+    curve_width_s: float | None = Field(None, gt=0, description="pulse width of the curve trains (default: width_s)")
+    noise_reads: int = Field(8, ge=2, description="reads at rest for the read noise and G0")
+    read_repeats: int = Field(32, ge=1, description="repeats averaged in each sweep read")
+    v_read: float | None = Field(None, gt=0, description="read voltage (default: the bench's v_read_default_V)")
+    retention_s: tuple[float, ...] = Field((),
+        description="rest times after the curves at which the device is read again (default: none)")
+    response_sigmas: float = Field(3.0, gt=0,
+        description="a sweep step aims at |ΔG| ≈ this many σ of a read difference (and motion must exceed it)")
     # geometry and assumptions the electrical data cannot give (used only for the preset dict)
-    creep_exponent: float = Field(0.25, gt=0, le=1)
-    cross_section_m2: float = Field(2e-14, gt=0)
-    wall_length_m: float = Field(1e-3, gt=0)
-    ambient_K: float = Field(300.0, gt=0)
-    attempt_Hz: float = Field(1e10, gt=0)
+    creep_exponent: float = Field(0.25, gt=0, le=1,
+        description="assumed creep exponent μ (not identifiable; used for the preset's barrier)")
+    cross_section_m2: float = Field(2e-14, gt=0,
+        description="assumed path cross-section (geometry; converts V_d to j_depin)")
+    wall_length_m: float = Field(1e-3, gt=0,
+        description="assumed length a wall crosses (geometry; converts the rate to a wall speed)")
+    ambient_K: float = Field(300.0, gt=0, description="substrate temperature T0 (for the preset's barrier)")
+    attempt_Hz: float = Field(1e10, gt=0, description="assumed relaxation attempt frequency f0 (for the preset)")
 
     @field_validator("amplitudes", "widths")
     @classmethod
@@ -207,12 +220,11 @@ class Characterize(Protocol):
         widths = [*self.width_list(), self.width_s, self.min_width_s or 0, self.max_width_s or 0, self.curve_width_s or 0]
         if max(widths) > bench.max_pulse_width_s:
             raise ValueError(f"pulse widths up to {max(widths):g} s exceed the bench limit {bench.max_pulse_width_s:g} s")
-        for a, b in self.pairs:
-            device_between(bench, line_index(bench, a), line_index(bench, b))
+        line_pairs(bench, self.pairs)
 
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
         self.check(bench)
-        lines = [(line_index(bench, a), line_index(bench, b)) for a, b in self.pairs]
+        lines = line_pairs(bench, self.pairs)
         used = [x for pair in lines for x in pair]
         if len(set(used)) < len(used):
             yield Note("characterize: pairs share a line, so a later pair is half-selected (often above its "

@@ -20,9 +20,11 @@ class PatternChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    set: str = DEFAULT_SET
-    names: tuple[str, ...] | None = None
-    vectors: tuple[tuple[int, ...], ...] | None = None
+    set: str = Field(DEFAULT_SET, description="pattern set the glyph names come from (a shipped set, e.g. font5x7)")
+    names: tuple[str, ...] | None = Field(None,
+        description="glyphs of the set to use, e.g. [\"L\", \"T\", \"X\", \"O\"] (give names or vectors)")
+    vectors: tuple[tuple[int, ...], ...] | None = Field(None,
+        description="explicit ±1 patterns, one list per pattern, one entry per neuron (instead of names)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "PatternChoice":
@@ -68,9 +70,9 @@ class CueChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per_pattern: int = Field(20, ge=1)
-    flip_fraction: float = Field(0.1, ge=0.0, le=1.0)
-    seed: int = 0
+    per_pattern: int = Field(20, ge=1, description="noisy cues made from each stored pattern")
+    flip_fraction: float = Field(0.1, ge=0.0, le=1.0, description="fraction of a cue's bits flipped from its pattern")
+    seed: int = Field(0, description="seed of the bit flips")
 
 
 # ------------------------------------------------------------------ topology helpers
@@ -124,22 +126,42 @@ def field_matrix(bench: BenchInfo, values: "np.ndarray | float") -> np.ndarray:
     return f
 
 
+_CELLS: dict[int, tuple] = {}
+
+
+def _cells_tables(cells: tuple, n: int) -> tuple:
+    """A bench's device cells as arrays, built once per bench (a read per epoch of a long
+    training would otherwise convert the tuple of tuples every time): (cells (D, 2), flat
+    index of (i, j) and of (j, i) in an n×n matrix, off-diagonal mask, the count matrix when
+    every device is read)."""
+    hit = _CELLS.get(id(cells))
+    if hit is None or hit[0] is not cells:
+        if len(_CELLS) > 64:
+            _CELLS.clear()
+        c = np.asarray(cells, dtype=np.intp).reshape(-1, 2)
+        ij, ji = c[:, 0] * n + c[:, 1], c[:, 1] * n + c[:, 0]
+        off = c[:, 0] != c[:, 1]
+        full = (np.bincount(ij[off], None, n * n) + np.bincount(ji[off], None, n * n)).reshape(n, n)
+        hit = _CELLS[id(cells)] = (cells, c, ij, ji, off, full)
+    return hit
+
+
 def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
     """(N, N) matrix of device conductances, symmetrised, NaN on the diagonal and where no device.
 
     A crossbar has a device at (i, j) and at (j, i); the matrix shows their mean.
     """
     n = bench.n_neurons
-    total = np.zeros((n, n))
-    count = np.zeros((n, n))
     g = np.asarray(g, dtype=float)
-    for d, (i, j) in enumerate(bench.device_cells):
-        if i == j or not np.isfinite(g[d]):
-            continue
-        total[i, j] += g[d]
-        total[j, i] += g[d]
-        count[i, j] += 1
-        count[j, i] += 1
+    _, _, ij, ji, off, full = _cells_tables(bench.device_cells, n)
+    ok = off & np.isfinite(g)
+    v = g[ok]
+    # at most two devices per cell, one from each pass: their sum is order-free
+    total = (np.bincount(ij[ok], v, n * n) + np.bincount(ji[ok], v, n * n)).reshape(n, n)
+    if ok.sum() == off.sum():
+        count = full
+    else:
+        count = (np.bincount(ij[ok], None, n * n) + np.bincount(ji[ok], None, n * n)).reshape(n, n)
     with np.errstate(invalid="ignore"):
         m = total / count
     m[count == 0] = np.nan
@@ -165,6 +187,21 @@ def device_between(bench: BenchInfo, a: int, b: int) -> int:
     raise ValueError(
         f"no device joins lines {bench.line_names[a]} and {bench.line_names[b]}"
     )
+
+
+def line_pairs(bench: BenchInfo, pairs: "Sequence[tuple[int | str, int | str]] | None") -> list[tuple[int, int]]:
+    """Line indices of the devices named by line pairs; ``None`` is the bench's first device.
+
+    The first device joins lines 0 and 1 on a film (C0-C1) and a row to a column on a crossbar
+    (R0-K0): a default of lines (0, 1) would be two rows there, which no device joins.
+    """
+    if pairs is None:
+        a, b = bench.devices[0]
+        return [(int(a), int(b))]
+    out = [(line_index(bench, a), line_index(bench, b)) for a, b in pairs]
+    for a, b in out:
+        device_between(bench, a, b)
+    return out
 
 
 def line_index(bench: BenchInfo, line: "int | str") -> int:

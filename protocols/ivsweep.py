@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from lab.operations import BenchInfo, PairResult, ReadPair, Record
 
 from .base import Plan, Protocol
-from .common import device_between, line_index
+from .common import line_pairs
 
 
 class IVSweep(Protocol):
@@ -21,15 +21,18 @@ class IVSweep(Protocol):
     """
 
     name: ClassVar[str] = "iv_sweep"
-    figures: ClassVar[Mapping[str, str]] = {"iv": "curves"}
+    figures: ClassVar[Mapping[str, str]] = {"iv": "curves", "reads": "none"}
 
-    a: int | str = 0
-    b: int | str = 1
-    v_max: float | None = Field(None, gt=0)
-    points: int = Field(5, ge=1)
-    voltages: tuple[float, ...] | None = None
-    repeats: int = Field(1, ge=1)
-    scheme: Literal["guarded", "floating"] = "guarded"
+    a: int | str | None = Field(None,
+        description="first line of the device (index or name, e.g. 'C0'; default: the bench's first device)")
+    b: int | str | None = Field(None, description="second line of the device (index or name; default: the bench's first device)")
+    v_max: float | None = Field(None, gt=0,
+        description="top of the sweep (default: the bench's read ceiling v_read_max_V)")
+    points: int = Field(5, ge=1, description="steps per leg of 0 → +v_max → −v_max → 0")
+    voltages: tuple[float, ...] | None = Field(None,
+        description="explicit sweep voltages instead of v_max and points (no 0)")
+    repeats: int = Field(1, ge=1, description="reads averaged per point")
+    scheme: Literal["guarded", "floating"] = Field("guarded", description="'guarded' (no sneak current) or 'floating'")
 
     @model_validator(mode="after")
     def _no_zero(self) -> "IVSweep":
@@ -53,8 +56,9 @@ class IVSweep(Protocol):
         return v
 
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
-        a, b = line_index(bench, self.a), line_index(bench, self.b)
-        device_between(bench, a, b)
+        if (self.a is None) != (self.b is None):
+            raise ValueError("iv_sweep: give both lines a and b, or neither (the bench's first device)")
+        (a, b), = line_pairs(bench, None if self.a is None else ((self.a, self.b),))
         volts = self.sweep(bench)
         current, g, g_std = [], [], []
         for v in volts:

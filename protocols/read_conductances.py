@@ -20,12 +20,15 @@ class ReadConductances(Protocol):
     """
 
     name: ClassVar[str] = "read_conductances"
+    figures: ClassVar[Mapping[str, str]] = {"reads": "conductance"}
 
-    pairs: tuple[tuple[int, int], ...] | None = None
-    repeats: int = Field(1, ge=1)
-    v_read: float | None = Field(None, gt=0)
-    scheme: Literal["guarded", "floating"] = "guarded"
-    label: str = "conductance"
+    pairs: tuple[tuple[int, int], ...] | None = Field(None,
+        description="neuron pairs [[i, j], ...] to read (default: every device)")
+    repeats: int = Field(1, ge=1, description="reads averaged per device")
+    v_read: float | None = Field(None, gt=0, description="read voltage (default: the bench's v_read_default_V)")
+    scheme: Literal["guarded", "floating"] = Field("guarded",
+        description="'guarded' holds every other line at the measured line's potential (no sneak current); 'floating' shows what that costs")
+    label: str = Field("conductance", description="name of the record stream the matrix is archived under")
 
     @field_validator("pairs")
     @classmethod

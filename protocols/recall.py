@@ -42,22 +42,30 @@ class Recall(Protocol):
     """
 
     name: ClassVar[str] = "recall"
-    figures: ClassVar[Mapping[str, str]] = {"recall": "recall", "recall_summary": "accuracy"}
+    figures: ClassVar[Mapping[str, str]] = {"recall": "recall", "recall_summary": "accuracy", "reads": "conductance"}
     adaptive: ClassVar[bool] = True
 
-    patterns: PatternChoice
-    cues: CueChoice = CueChoice()
-    probes: PatternChoice | None = None
-    mode: Literal["sync", "async"] = "async"
-    compute: Literal["materio", "software"] = "materio"
-    readout: ReadoutName = "scaled_baseline"
-    baseline: tuple[float, ...] | None = None
-    theta: float = 0.0
-    max_steps: int = Field(30, ge=1)
-    v_read: float | None = Field(None, gt=0)
-    read_repeats: int = Field(1, ge=1)
-    order_seed: int = 0
-    calibrate: bool = True
+    patterns: PatternChoice = Field(description="the stored patterns (cues are made from them and scored against them)")
+    cues: CueChoice = Field(CueChoice(),
+        description="noisy cues: per_pattern copies of each pattern with flip_fraction of bits flipped")
+    probes: PatternChoice | None = Field(None,
+        description="explicit cues instead (e.g. a new, similar glyph), scored against the closest pattern")
+    mode: Literal["sync", "async"] = Field("async",
+        description="update order: 'async' (one neuron at a time, random order) or 'sync' (all at once)")
+    compute: Literal["materio", "software"] = Field("materio",
+        description="'materio' (each field a measured multiply) or 'software' (one matrix read, dynamics in software)")
+    readout: ReadoutName = Field("scaled_baseline",
+        description="read-out from conductances to weights: 'scaled_baseline' (W = G − λ·G0) or 'relative' (software only)")
+    baseline: tuple[float, ...] | None = Field(None,
+        description="per-device conductances before training, in S (G0; --baseline-from takes it from an archive)")
+    theta: float = Field(0.0, description="neuron threshold θ: s_i = sign(h_i − θ), in the field's unit")
+    max_steps: int = Field(30, ge=1, description="update sweeps per cue at most")
+    v_read: float | None = Field(None, gt=0,
+        description="read and multiply voltage (default: the bench's v_read_default_V)")
+    read_repeats: int = Field(1, ge=1, description="repeats averaged in each matrix read")
+    order_seed: int = Field(0, description="seed of the asynchronous update order")
+    calibrate: bool = Field(True,
+        description="one matrix read before the multiplies, for the contact-loss correction (materio)")
 
     @field_validator("baseline")
     @classmethod

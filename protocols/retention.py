@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lab.operations import BenchInfo, Pulse, ReadMatrix, Record, Wait
 
 from .base import Plan, Protocol
-from .common import check_voltage, device_between, half_select, line_index
+from .common import check_voltage, device_between, half_select, line_pairs
 
 
 class ProgramPulse(BaseModel):
@@ -17,9 +17,9 @@ class ProgramPulse(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: float  # V across the selected device; sign = polarity
-    width_s: float = Field(1e-3, gt=0)
-    count: int = Field(1, ge=1)
+    v: float = Field(description="voltage across the selected device; its sign is the polarity")
+    width_s: float = Field(1e-3, gt=0, description="width of one programming pulse")
+    count: int = Field(1, ge=1, description="programming pulses")
 
 
 class Retention(Protocol):
@@ -30,13 +30,16 @@ class Retention(Protocol):
     """
 
     name: ClassVar[str] = "retention"
-    figures: ClassVar[Mapping[str, str]] = {"retention": "curves"}
+    figures: ClassVar[Mapping[str, str]] = {"retention": "retention", "reads": "none"}
 
-    pairs: tuple[tuple[int | str, int | str], ...] = ((0, 1),)
-    times_s: tuple[float, ...] = (0.0, 1.0, 10.0, 100.0, 1000.0)
-    program: ProgramPulse | None = None
-    repeats: int = Field(1, ge=1)
-    v_read: float | None = Field(None, gt=0)
+    pairs: tuple[tuple[int | str, int | str], ...] | None = Field(None,
+        description="devices as line pairs [[a, b], ...] (index or name; default: the bench's first device)")
+    times_s: tuple[float, ...] = Field((0.0, 1.0, 10.0, 100.0, 1000.0),
+        description="read times after the programming, strictly increasing")
+    program: ProgramPulse | None = Field(None,
+        description="a V/2 pulse train before the reads, to start away from rest (default: none)")
+    repeats: int = Field(1, ge=1, description="reads averaged at each time")
+    v_read: float | None = Field(None, gt=0, description="read voltage (default: the bench's v_read_default_V)")
 
     @field_validator("times_s")
     @classmethod
@@ -46,7 +49,7 @@ class Retention(Protocol):
         return v
 
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
-        lines = [(line_index(bench, a), line_index(bench, b)) for a, b in self.pairs]
+        lines = line_pairs(bench, self.pairs)
         devices = tuple(device_between(bench, a, b) for a, b in lines)
         if self.program is not None:
             for a, b in lines:

@@ -59,9 +59,11 @@ class PulseShape(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    width_s: float = Field(1e-3, gt=0)
-    count: int = Field(1, ge=1)
-    period_s: float | None = Field(None, gt=0)
+    width_s: float = Field(1e-3, gt=0, description="width of one pulse at full drive")
+    count: int = Field(1, ge=1,
+        description="pulses per presentation (the first presentation's, with a harmonic anneal)")
+    period_s: float | None = Field(None, gt=0,
+        description="start-to-start time of the pulses of a train (default: 2 × width_s)")
 
     @model_validator(mode="after")
     def _period_fits(self) -> "PulseShape":
@@ -140,27 +142,38 @@ class TrainHopfield(Protocol):
     """
 
     name: ClassVar[str] = "train_hopfield"
+    figures: ClassVar[Mapping[str, str]] = {"reads": "learned_change"}
 
     # Defaults: the dissimilar glyph set at the film-amr preset's calibrated operating point.
-    patterns: PatternChoice = PatternChoice(names=("L", "T", "X", "O"))
-    epochs: int = Field(10, ge=1)
-    v_train: float = Field(1.0, gt=0)
-    pulse: PulseShape = PulseShape(width_s=8e-3, count=20)
-    anneal: Literal["harmonic", "none"] | None = None
-    anneal_offset: float = Field(2.0, gt=0)
-    encoding: Encoding = "pattern"
-    levels: Literal["split", "single"] = "split"
-    level_power: bool = True
-    potentiate_polarity: Literal[1, -1] = -1
-    spare_self: bool = False
-    shuffle: bool = True
-    seed: int = 0
-    recovery_s: float = Field(0.0, ge=0)
-    read_every: int = Field(1, ge=0)
-    read_epochs: tuple[int, ...] = ()
-    read_first: bool = True
-    read_repeats: int = Field(1, ge=1)
-    v_read: float | None = Field(None, gt=0)
+    patterns: PatternChoice = Field(PatternChoice(names=("L", "T", "X", "O")), description="the patterns to store")
+    epochs: int = Field(10, ge=1, description="passes over all patterns")
+    v_train: float = Field(1.0, gt=0,
+        description="line amplitude V0 of the highest-power pattern (anti-aligned pairs see 2·V0); others are power-levelled")
+    pulse: PulseShape = Field(PulseShape(width_s=8e-3, count=20),
+        description="the first presentation's pulse train (later ones follow the anneal)")
+    anneal: Literal["harmonic", "none"] | None = Field(None,
+        description="dose schedule: 'harmonic' (dose ∝ 1/p) or 'none' (every presentation pulse.count pulses); default by encoding")
+    anneal_offset: float = Field(2.0, gt=0,
+        description="p0 of the harmonic dose d_p = d_1·p0/(p − 1 + p0), in presentations")
+    encoding: Encoding = Field("pattern",
+        description="how a pattern reaches the array: 'pattern' (lines at ±V, film/tied crossbar) or 'outer_product' (crossbar V/2 phases)")
+    levels: Literal["split", "single"] = Field("split",
+        description="'split' puts lines at ±V, 'single' the + lines at 2V and the − lines at 0 V (devices see the same)")
+    level_power: bool = Field(True,
+        description="drive each pattern at the voltage that makes its Joule power equal the highest-power pattern's")
+    potentiate_polarity: Literal[1, -1] = Field(-1,
+        description="sign of the device voltage that raises G (outer_product encoding)")
+    spare_self: bool = Field(False,
+        description="never pulse a crossbar's self-couplings (row i, column i) (outer_product encoding)")
+    shuffle: bool = Field(True, description="a fresh random pattern order each epoch")
+    seed: int = Field(0, description="seed of the pattern order")
+    recovery_s: float = Field(0.0, ge=0, description="rest at 0 V after each presentation")
+    read_every: int = Field(1, ge=0,
+        description="read the matrix after every n-th epoch (0: only read_epochs and the last)")
+    read_epochs: tuple[int, ...] = Field((), description="further epochs after which the matrix is read")
+    read_first: bool = Field(True, description="read the untrained array first (the baseline G0 every read-out needs)")
+    read_repeats: int = Field(1, ge=1, description="repeats averaged in each matrix read")
+    v_read: float | None = Field(None, gt=0, description="read voltage (default: the bench's v_read_default_V)")
 
     @model_validator(mode="after")
     def _read_epochs_in_range(self) -> "TrainHopfield":
@@ -251,6 +264,17 @@ class TrainHopfield(Protocol):
             for volts in encode(bench, s, float(v), self.encoding, self.potentiate_polarity, self.levels):
                 check_voltage(bench, "levelled v_train", volts)
 
+    def plan_size(self, bench: BenchInfo) -> int:
+        """How many operations :meth:`steps` yields from the start (the pre-flight's bound)."""
+        _, x = self.patterns.for_bench(bench)
+        split = np.random.default_rng([self.seed, 0, 1]) if (
+            self.spare_self and self.encoding == "outer_product") else None
+        phases = max(len(encode(bench, s, self.v_train, self.encoding, self.potentiate_polarity, self.levels, split))
+                     for s in x)
+        per_epoch = len(x) * (phases + (self.recovery_s > 0)) + 2  # presentations, record, checkpoint
+        reads = (self.epochs // self.read_every if self.read_every else 0) + len(self.read_epochs) + 1
+        return 4 + self.epochs * per_epoch + 2 * (reads + self.read_first)  # an upper bound
+
     def reads_after(self, epoch: int) -> bool:
         """Is the matrix read after (1-based) ``epoch``."""
         return (epoch == self.epochs or epoch in self.read_epochs
@@ -288,15 +312,29 @@ class TrainHopfield(Protocol):
                 yield Note("levelling capped at v_max for " + " ".join(n for n, c in zip(names, capped) if c)
                            + ": those patterns run cooler than the others")
         n_patterns = len(volts_mu)
+        by_epoch: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+        for p in plan:  # grouped once: a scan of the whole plan per epoch is quadratic in epochs
+            by_epoch.setdefault(p[0], []).append(p)
+        encoded: dict[int, list[tuple[tuple[int, float], ...]]] = {}
+
+        def phases(k: int, s: np.ndarray, v: float) -> list[tuple[tuple[int, float], ...]]:
+            """The line voltages of pattern k's phases; the same every epoch unless drawn afresh."""
+            if split is None and k in encoded:
+                return encoded[k]
+            out = [Pulse.of(volts, 1.0).line_voltages for volts in
+                   encode(bench, s, v, self.encoding, self.potentiate_polarity, self.levels, split)]
+            if split is None:
+                encoded[k] = out
+            return out
         for epoch in range(start, self.epochs):
-            order = [k for e, k, _ in plan if e == epoch]
+            order = [k for _, k, _ in by_epoch.get(epoch, ())]
             doses = []
-            for q, (_, k, s) in enumerate(p for p in plan if p[0] == epoch):
+            for q, (_, k, s) in enumerate(by_epoch.get(epoch, ())):
                 v = float(volts_mu[k])
                 width, count = self.dose(epoch * n_patterns + q)
                 doses.append(width * count)
-                for volts in encode(bench, s, v, self.encoding, self.potentiate_polarity, self.levels, split):
-                    yield Pulse.of(volts, width, count, self.pulse.period_s)
+                for lines in phases(k, s, v):
+                    yield Pulse(lines, float(width), int(count), self.pulse.period_s)
                 if self.recovery_s > 0:
                     yield Wait(self.recovery_s)
             yield Record("train_epoch", {"epoch": epoch + 1, "order": np.array(order),
@@ -342,26 +380,32 @@ class TrainErrorDriven(Protocol):
     """
 
     name: ClassVar[str] = "train_error_driven"
+    figures: ClassVar[Mapping[str, str]] = {"reads": "learned_change"}
     adaptive: ClassVar[bool] = True
 
-    patterns: PatternChoice
-    epochs: int = Field(20, ge=1)
-    v_train: float = Field(..., gt=0)  # across a selected device (lines at ±v_train/2)
-    pulse: PulseShape = PulseShape(width_s=1e-3, count=20)
-    anneal: float = Field(0.85, gt=0, le=1)
-    count_min: int = Field(2, ge=1)
-    margin: float = Field(1.5, ge=0)
-    noisy_probes: int = Field(0, ge=0)
-    flip_fraction: float = Field(0.1, ge=0, le=1)
-    probe: Literal["matrix", "materio"] = "matrix"
-    encoding: Literal["auto", "outer_product", "symmetric"] = "auto"
-    potentiate_polarity: Literal[1, -1] = -1
-    spare_self: bool = False
-    baseline: tuple[float, ...] | None = None
-    readout: ReadoutName = "scaled_baseline"
-    read_repeats: int = Field(4, ge=1)
-    v_read: float | None = Field(None, gt=0)
-    seed: int = 0
+    patterns: PatternChoice = Field(description="the patterns to store")
+    epochs: int = Field(20, ge=1, description="read–decide–pulse rounds")
+    v_train: float = Field(..., gt=0, description="voltage across a selected device (its lines at ±v_train/2)")
+    pulse: PulseShape = Field(PulseShape(width_s=1e-3, count=20),
+        description="pulse train of the first epoch's update (the count shrinks by anneal per epoch)")
+    anneal: float = Field(0.85, gt=0, le=1, description="factor on the pulse count per epoch")
+    count_min: int = Field(2, ge=1, description="fewest pulses an update gets after annealing")
+    margin: float = Field(1.5, ge=0, description="a neuron is in error unless ξ_i·h_i > margin·‖W_i‖")
+    noisy_probes: int = Field(0, ge=0, description="noisy copies of each pattern probed beside the pattern itself")
+    flip_fraction: float = Field(0.1, ge=0, le=1, description="fraction of bits flipped in a noisy probe")
+    probe: Literal["matrix", "materio"] = Field("matrix",
+        description="where the fields come from: 'matrix' (a read, in software) or 'materio' (multiplies)")
+    encoding: Literal["auto", "outer_product", "symmetric"] = Field("auto",
+        description="'outer_product' (crossbar, bipolar), 'symmetric' (film or tied crossbar) or 'auto' (by topology)")
+    potentiate_polarity: Literal[1, -1] = Field(-1, description="sign of the device voltage that raises G")
+    spare_self: bool = Field(False, description="never pulse a crossbar's self-couplings (row i, column i)")
+    baseline: tuple[float, ...] | None = Field(None,
+        description="per-device conductances before training, in S (the read-out's G0)")
+    readout: ReadoutName = Field("scaled_baseline",
+        description="read-out from conductances to weights: 'scaled_baseline' (W = G − λ·G0) or 'relative'")
+    read_repeats: int = Field(4, ge=1, description="repeats averaged in each matrix read")
+    v_read: float | None = Field(None, gt=0, description="read voltage (default: the bench's v_read_default_V)")
+    seed: int = Field(0, description="seed of the probes' bit flips and the self-coupling splits")
 
     def kind(self, bench: BenchInfo) -> str:
         if self.encoding != "auto":

@@ -3,14 +3,17 @@ from .array import DeviceArray
 from .bench import SimulatedBench
 from .circuit import Circuit, CircuitSolution, Source, solve
 from .clock import VirtualClock
-from .presets import DevicePreset, PresetError, load_preset, preset_names
+from .presets import DevicePreset, FilmPreset, PresetError, load_preset, preset_names
 from .topology import Topology, crossbar, film
+from .thinfilm import FilmArray
 
 __all__ = [
     "Circuit",
     "CircuitSolution",
     "DeviceArray",
     "DevicePreset",
+    "FilmArray",
+    "FilmPreset",
     "PresetError",
     "SimulatedBench",
     "Source",

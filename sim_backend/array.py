@@ -9,12 +9,20 @@ next looked at: a long wait and many short reads then give the same state, even 
 
 A drive configuration (the voltages across the devices) usually stays the same over many
 steps (a pulse split by the circuit, or repeated presentations). Its devices that can move
-are packed once (see ``_Drive``) and integrated there; the packed state is written back
-when the state is looked at, the drive changes, or the array sits idle.
+are packed once (see ``_Drive``) and integrated there. The packed state stays packed across
+the 0 V gaps of a pulse train (their relaxation is owed as one exponent, ``_Drive.idle``) and
+while the state is looked at (copied out, not unpacked); it is merged back when the drive
+changes or the state is set.
+
+Two kernels run the same update: numpy (the reference, and the fallback without numba) and
+numba (``kernels.py``, the ``fast`` extra). ``HOPBENCH_KERNEL=numpy|numba|auto`` or the
+``kernel`` argument picks one; auto takes numba when it imports and the array is large
+(``AUTO_NUMBA_DEVICES``). They agree to a few float32 ulps, not bit for bit.
 """
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,9 +38,41 @@ _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 _BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
 # least-drive classes the packed devices are ordered by (rho = j/j_d at x = 1, the weakest
 # drive a device can see): the weakly driven ones, which may relax visibly or stop at the creep
-# onset, then come first, and those past depinning at any state last
+# onset, then come first, and those past depinning at any state last. New voltages that leave
+# the driven set as it is may move a device down by one class (Drive.repack_voltages): so the
+# exact-law prefix takes one class more, and one class above 1 separates the devices past
+# depinning at any state (they skip the creep term) from that margin.
 _RHO_EDGES = np.geomspace(0.02, 1.0, 64)
+_RHO_EDGES = np.append(_RHO_EDGES, _RHO_EDGES[-1] * _RHO_EDGES[1] / _RHO_EDGES[0])
 _POLY_MAX_LAM = 0.1  # exp(−λ) by its series below this (cheaper than np.exp, as exact in float32)
+KERNELS = ("auto", "numpy", "numba")
+# auto takes numba from this many devices on (a crossbar of N = 128): importing numba costs
+# ~0.5 s a process, which the faster steps of a smaller array would not repay in a short run
+AUTO_NUMBA_DEVICES = 1 << 14
+
+
+def kernel_name(kernel: str | None = None) -> str:
+    """The kernel asked for (argument, else $HOPBENCH_KERNEL, else auto), validated."""
+    name = kernel if kernel is not None else os.environ.get("HOPBENCH_KERNEL", "auto")
+    name = name.strip().lower() or "auto"
+    if name not in KERNELS:
+        where = "kernel" if kernel is not None else "HOPBENCH_KERNEL"
+        raise ValueError(f"{where}={name!r} is not a device-array kernel (choose from {', '.join(KERNELS)})")
+    return name
+
+
+def load_kernel(name: str) -> Any:
+    """The compiled kernel module for `name`, or None for the numpy path (auto without numba)."""
+    if name == "numpy":
+        return None
+    try:
+        from . import kernels
+    except ImportError as e:
+        if name == "numba":
+            raise ImportError("the numba device-array kernel needs numba: pip install 'hopbench[fast]' "
+                              f"(or HOPBENCH_KERNEL=numpy); importing it failed: {e}") from e
+        return None
+    return kernels
 
 
 class _Drive:
@@ -46,6 +86,16 @@ class _Drive:
     def __init__(self, array: DeviceArray, V: np.ndarray) -> None:
         p = array.preset
         self.V = V.copy()
+        k = array._k
+        if k is not None:
+            (self.idx, self.c0, self.c1, self.u, self.jd, self.mob, self.up, self.cls, self.cum, self.P_rest,
+             self.P0, self.j_max, self.a_max, self.m_max) = k.pack(
+                V, array.jd_rel, array.mobility, array.contrast, array._x, array.g_max, array._jrel_per_V,
+                p.creep_onset, p.polarity == "bipolar", _RHO_EDGES)
+            self.M = self.idx.shape[0]
+            self.q = int(self.cum[_RHO_EDGES.size])
+            self._state()
+            return
         nz = np.flatnonzero(V)
         absV = np.abs(V[nz]).astype(np.float64)
         jd = array.jd_rel[nz].astype(np.float64)
@@ -64,6 +114,7 @@ class _Drive:
         self.cum = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=_RHO_EDGES.size + 1))])
         self.q = int(self.cum[_RHO_EDGES.size])  # first device past depinning at any state
         sel = sel[order]
+        self.cls = key[order].astype(np.int8)  # least-drive class of each packed device
         self.idx = nz[sel].astype(np.int32)
         self.M = sel.size
         up = (V[self.idx] > 0) | (p.polarity != "bipolar")
@@ -82,33 +133,111 @@ class _Drive:
         self.j_max = float(jt.max()) if self.M else 0.0
         self.a_max = float(a.max()) if self.M else 0.0
         self.m_max = float(self.mob.max()) if self.M else 0.0
-        self.y = np.empty(self.M, f32)
-        self.live = False  # y holds the state (and array._x is stale for these devices)
+        self._state()
 
-    def matches(self, V: np.ndarray) -> bool:
+    def _state(self) -> None:
+        self.y = np.empty(self.M, np.float32)
+        self.live = False  # y holds the state (and array._x is stale for these devices)
+        self.synced = False  # while live: array._x holds a copy of y's state for these devices
+        self.idle = 0.0  # relaxation exponent (unit mobility) the packed devices owe for idle time
+        self.weak_end = self.M  # packed devices past it are never below the step's threshold
+
+    def repack_voltages(self, array: DeviceArray, V: np.ndarray) -> bool:
+        """Take new voltages V that leave the packing as it is (the same movable devices,
+        pushed the same way, none more than one least-drive class below the one it was packed
+        in, the margin of _RHO_EDGES and prefix): the drive terms follow V, the
+        packed state stays packed. A floating circuit changes every device's voltage a little
+        as conductances move, so a pulse train through contact resistance would otherwise
+        repack at every pulse. False (repack needed) if V changes the structure."""
+        p = array.preset
+        k = array._k
+        if k is not None:
+            ok, P_rest, P0, j_max = k.repack_voltages(
+                V, array.jd_rel, array.mobility, array.contrast, array._x, array.g_max, array._jrel_per_V,
+                p.creep_onset, p.polarity == "bipolar", _RHO_EDGES, self.idx, self.up, self.cls,
+                self.c0, self.c1, self.u)
+            if not ok:
+                return False
+        else:
+            absV = np.abs(V).astype(np.float64)
+            jd = array.jd_rel.astype(np.float64)
+            j_top = absV * array._jrel_per_V
+            movable = (V != 0) & (array.mobility > 0) & (j_top >= p.creep_onset * jd)
+            if int(np.count_nonzero(movable)) != self.M or not movable[self.idx].all():
+                return False
+            up = (V[self.idx] > 0) | (p.polarity != "bipolar")
+            a = array.contrast[self.idx].astype(np.float64)
+            jt, aV = j_top[self.idx], absV[self.idx]
+            rho_lb = jt * (1.0 - a) / jd[self.idx]
+            key = np.searchsorted(_RHO_EDGES, rho_lb, side="right")
+            if not (np.array_equal(up, self.up) and np.all(key >= self.cls - 1)):
+                return False  # another direction, or down by more than the one class of margin
+            rest = (V != 0) & ~movable
+            x = array._x[rest].astype(np.float64)
+            a_rest = array.contrast[rest].astype(np.float64)
+            P_rest = float(np.sum(absV[rest]**2 * array.g_max[rest] * (1.0 - a_rest * x)))
+            sigma = np.where(up, -1.0, 1.0)
+            t = up.astype(np.float64)
+            self.c0[:] = jt * (1.0 - a * t)
+            self.c1[:] = -jt * a * sigma
+            gV2 = aV**2 * array.g_max[self.idx]
+            P0 = float(np.sum(gV2 * (1.0 - a * t))) + P_rest
+            self.u[:] = -gV2 * a * sigma
+            j_max = float(jt.max()) if self.M else 0.0
+        self.P_rest, self.P0, self.j_max = float(P_rest), float(P0), float(j_max)
+        self.V[:] = V
+        return True
+
+    def matches(self, V: np.ndarray, kernel: Any = None) -> bool:
+        if kernel is not None:  # bitwise: −0 ≠ +0 only costs a repack
+            return bool(kernel.same_bits(self.V.view(np.int32), V.view(np.int32)))
         return np.array_equal(self.V, V)
 
     def prefix(self, rho_threshold: float) -> int:
-        """Packed devices [0, prefix) include every one whose least drive is below threshold."""
-        k = int(np.searchsorted(_RHO_EDGES, rho_threshold, side="right")) + 1
+        """Packed devices [0, prefix) include every one whose least drive is below threshold
+        (with one class of margin: see _RHO_EDGES)."""
+        k = int(np.searchsorted(_RHO_EDGES, rho_threshold, side="right")) + 2
         return int(self.cum[min(k, self.cum.size - 1)])
 
-    def gather(self, x: np.ndarray) -> None:
-        xs = x[self.idx]
-        self.y[:] = np.where(self.up, 1.0 - xs, xs)
+    def gather(self, x: np.ndarray, kernel: Any = None) -> None:
+        if kernel is not None:
+            kernel.gather(x, self.idx, self.up, self.y)
+        else:
+            xs = x[self.idx]
+            self.y[:] = np.where(self.up, 1.0 - xs, xs)
         self.live = True
+        self.synced = True
+        self.idle = 0.0
 
-    def scatter(self, x: np.ndarray) -> None:
-        x[self.idx] = np.where(self.up, 1.0 - self.y, self.y)
-        self.live = False
+    def copy_out(self, x: np.ndarray, kernel: Any = None) -> None:
+        """Write the packed state into x, keeping it packed."""
+        if kernel is not None:
+            kernel.scatter(x, self.idx, self.up, self.y)
+        else:
+            x[self.idx] = np.where(self.up, 1.0 - self.y, self.y)
+        self.synced = True
+
+    def relax_idle(self, x_rest: np.float32, m_max: float, kernel: Any = None) -> None:
+        """Apply the idle relaxation owed, rounded exactly as unpacking, relaxing and repacking."""
+        K, self.idle = self.idle, 0.0
+        if K == 0.0 or self.M == 0:
+            return
+        self.synced = False
+        if K * m_max < 1e-4 and kernel is not None:
+            kernel.relax_packed_small(self.y, self.up, self.mob, x_rest, np.float32(K))
+            return
+        x = np.where(self.up, 1.0 - self.y, self.y)
+        _relax(x, self.mob, x_rest, K, K * m_max < 1e-4, np.empty((2, x.shape[0]), np.float32))
+        self.y[:] = np.where(self.up, 1.0 - x, x)
 
     def nbytes(self) -> int:
-        arrays = (self.V, self.idx, self.c0, self.c1, self.u, self.jd, self.mob, self.y, self.up)
+        arrays = (self.V, self.idx, self.c0, self.c1, self.u, self.jd, self.mob, self.y, self.up, self.cls)
         return sum(a.nbytes for a in arrays)
 
 
 class DeviceArray:
-    def __init__(self, topology: Topology, preset: DevicePreset, rng: np.random.Generator) -> None:
+    def __init__(self, topology: Topology, preset: DevicePreset, rng: np.random.Generator,
+                 *, kernel: str | None = None) -> None:
         self.topology = topology
         self.preset = p = preset
         self.rng = rng
@@ -139,11 +268,30 @@ class DeviceArray:
         self._pool = np.ones(0, f32)
         self._pool_offset = 0
         self._pool_cursor = 0
+        self._packed_noise: np.ndarray | None = None  # the pool gathered for self._drive's packing
+        self._packed_noise_drive: _Drive | None = None
         self.film_temperature_K = p.ambient_K
         self._drive: _Drive | None = None
         self._scratch = np.empty((3, min(_BLOCK, D)), f32)
         self._exact_law = False  # float64 rate law for every device (reference for tests)
-        self.version = 0  # bumps whenever the state changes
+        self._keep_packed = True  # False: unpack at every idle gap (the reference for tests)
+        self._retry_voltages = 0  # new drives to pack afresh before trying repack_voltages again
+        self.version = 0  # bumps whenever the state a reader sees (x, conductance) changes
+        self.kernel = kernel_name(kernel)  # asked for; loaded on the first step that needs it
+        self._kernel_module: Any = False
+        self._ones = np.ones(0, f32)  # cycle-noise factors of a noiseless preset (numba path)
+
+    @property
+    def _k(self) -> Any:
+        """The compiled kernel module, or None for the numpy path (imported on first use)."""
+        if self._kernel_module is False:
+            small = self.kernel == "auto" and self.n_devices < AUTO_NUMBA_DEVICES
+            self._kernel_module = None if small else load_kernel(self.kernel)
+        return self._kernel_module
+
+    @property
+    def kernel_in_use(self) -> str:
+        return "numpy" if self._k is None else "numba"
 
     # -- state --------------------------------------------------------------
     @property
@@ -152,8 +300,8 @@ class DeviceArray:
 
     @property
     def x(self) -> np.ndarray:
-        self._write_back()
         self._flush()
+        self._sync()
         return self._x
 
     @x.setter
@@ -165,6 +313,7 @@ class DeviceArray:
             raise ValueError("state x must lie in [0, 1]")
         if self._drive is not None:
             self._drive.live = False
+            self._drive.idle = 0.0
         self._pending = 0.0
         self._x[:] = value
         self.version += 1
@@ -175,6 +324,14 @@ class DeviceArray:
         noise an uninterrupted one would). The device-to-device spread is not included: it is
         the seed's, and a restored array must be built from the same seed and preset."""
         self._write_back()
+        # a checkpoint is a clean boundary: the next pulse packs afresh here as it will after a
+        # restore, and the next change of voltages tries to keep that packing at once. The
+        # retry back-off of _drive_for is part of the history a restore must continue (the
+        # packing sets which devices take the exact law, hence float rounding): it restarts
+        # here as on a fresh array.
+        self._drive = None
+        self._retry_voltages = 0
+        self.version += 1  # the state was merged back: a solve cached on the old version is stale
         return {"x": self._x.copy(), "pending": float(self._pending), "pool": self._pool.copy(),
                 "pool_offset": int(self._pool_offset), "pool_cursor": int(self._pool_cursor),
                 "film_temperature_K": float(self.film_temperature_K)}
@@ -186,11 +343,13 @@ class DeviceArray:
         if self._drive is not None:
             self._drive.live = False
         self._drive = None
+        self._retry_voltages = 0  # as sample_state left it
         self._x[:] = x
         self._pending = float(state["pending"])
         self._pool = np.asarray(state["pool"], dtype=np.float32).copy()
         self._pool_offset = int(state["pool_offset"])
         self._pool_cursor = int(state["pool_cursor"])
+        self._packed_noise = None
         self.film_temperature_K = float(state["film_temperature_K"])
         self.version += 1
 
@@ -217,8 +376,9 @@ class DeviceArray:
         return 1.0 / self.jd_rel
 
     def nbytes(self) -> int:
-        arrays = (self._x, self.g_max, self.contrast, self.jd_rel, self.mobility, self._pool, self._scratch)
-        return sum(a.nbytes for a in arrays) + (self._drive.nbytes() if self._drive is not None else 0)
+        arrays = (self._x, self.g_max, self.contrast, self.jd_rel, self.mobility, self._pool, self._scratch, self._ones)
+        extra = self._packed_noise.nbytes if self._packed_noise is not None else 0
+        return sum(a.nbytes for a in arrays) + extra + (self._drive.nbytes() if self._drive is not None else 0)
 
     # -- dynamics -----------------------------------------------------------
     def relax(self, dt: float) -> None:
@@ -237,9 +397,17 @@ class DeviceArray:
             return 0.0
         p = self.preset
         if device_voltages is None:
-            self._write_back()  # idle relaxation acts on every device alike
+            d = self._drive
+            if d is not None and d.live and not self._keep_packed:
+                self._write_back()  # and pack afresh at the next pulse
+                d = self._drive = None
+            # idle relaxation acts on every device alike: the packed ones owe it in d.idle
+            K = physics.relaxation_rate(p.ambient_K, p) * dt
             self.film_temperature_K = p.ambient_K
-            self._pending += physics.relaxation_rate(p.ambient_K, p) * dt
+            self._pending += K
+            if d is not None and d.live:
+                d.idle += K
+            self._note_pending()
             return self._pending * self._m_max
         V = np.asarray(device_voltages, dtype=np.float32)
         if V.shape != self._x.shape:
@@ -247,6 +415,21 @@ class DeviceArray:
         if not continuing:
             self._new_noise()
         return self._step(self._drive_for(V), dt)
+
+    @property
+    def can_move(self) -> bool:
+        """Whether any device of the present drive can move (False: idle or read level only).
+
+        While it is False the state a reader sees changes only by the closed-form relaxation
+        (``version`` bumps when that becomes visible in float32), so a caller may skip
+        re-solving a circuit for an unchanged configuration."""
+        d = self._drive
+        return d is not None and d.live and d.M > 0
+
+    def _note_pending(self) -> None:
+        """Bump the version when the pending relaxation would now show in what a reader sees."""
+        if self._pending * self._m_max >= _F32_TINY:
+            self.version += 1
 
     def _new_noise(self) -> None:
         sigma = self.preset.cycle_noise
@@ -266,33 +449,63 @@ class DeviceArray:
             self._pool[start:stop] = np.exp(sigma * xi - 0.5 * sigma * sigma)
             self._pool_cursor = 0 if stop >= D + pad else stop
         self._pool_offset = int(self.rng.integers(0, pad))
+        self._packed_noise = None
 
-    def _noise(self, start: int, stop: int) -> np.ndarray | None:
-        """Cycle-to-cycle factors of packed devices [start, stop) for the present pulse."""
+    def _noise(self, d: _Drive) -> np.ndarray | None:
+        """Cycle-to-cycle factors of the packed devices of d for the present pulse, in packed order.
+
+        A device's factor is taken from the pool by its device index, not its packed position:
+        the realization is then the seed's and the pulse history's alone, the same whatever
+        packing (class edges, a kept or a fresh packing, numpy or numba) the drive runs in."""
         if self.preset.cycle_noise == 0:
             return None
-        o = self._pool_offset
-        return self._pool[o + start:o + stop]
+        if self._packed_noise is None or self._packed_noise_drive is not d:
+            self._packed_noise = self._pool[self._pool_offset + d.idx]
+            self._packed_noise_drive = d
+        return self._packed_noise
 
-    def _write_back(self) -> None:
+    def _sync(self) -> None:
+        """Make _x hold every device's state, the packed ones staying packed."""
         d = self._drive
         if d is None or not d.live:
             return
+        if d.idle * self._m_max >= _F32_TINY:  # the rule of _flush: applied once visible
+            d.relax_idle(np.float32(self.preset.rest_state), self._m_max, self._k)
+        if not d.synced:
+            d.copy_out(self._x, self._k)
+
+    def _write_back(self) -> None:
+        """End the packing: the packed state back into _x, every device owing the same relaxation."""
+        d = self._drive
+        if d is None or not d.live:
+            return
+        d.relax_idle(np.float32(self.preset.rest_state), self._m_max, self._k)
         if self._pending > 0:  # idle devices first: the packed ones are overwritten
             K, self._pending = self._pending, 0.0
             self._relax_dense(K)
-        d.scatter(self._x)
+        d.copy_out(self._x, self._k)
+        d.live = False
 
     def _drive_for(self, V: np.ndarray) -> _Drive:
-        d = self._drive
-        if d is None or not d.matches(V):
-            self._write_back()
+        d, k = self._drive, self._k
+        same = d is not None and d.matches(V, k)
+        if not same and d is not None and d.live and self._keep_packed:
+            if self._retry_voltages == 0:
+                same = d.repack_voltages(self, V)
+                # a failed try costs a pass: when drives keep changing structure, try less often
+                self._retry_voltages = 0 if same else 8
+            else:
+                self._retry_voltages -= 1
+        if not same:
+            self._write_back()  # (a failed repack_voltages leaves y, idx and up intact)
             self._flush(force=True)
             d = self._drive = _Drive(self, V)
         elif not d.live:
             self._flush(force=True)
         if not d.live:
-            d.gather(self._x)
+            d.gather(self._x, k)
+        elif d.idle:
+            d.relax_idle(np.float32(self.preset.rest_state), self._m_max, k)
         return d
 
     def _flush(self, *, force: bool = False) -> None:
@@ -303,22 +516,18 @@ class DeviceArray:
         self._relax_dense(K)
 
     def _relax_dense(self, K: float) -> None:
+        """Relax every device in _x by exp(−m·K) (packed positions are overwritten after)."""
         x_rest = np.float32(self.preset.rest_state)
         x, m = self._x, self.mobility
         small = K * self._m_max < 1e-4  # exp(−mK) = 1 − mK to float32 precision
-        for s in range(0, x.shape[0], _BLOCK):
-            e = min(s + _BLOCK, x.shape[0])
-            t = self._scratch[0, :e - s]
-            np.subtract(x[s:e], x_rest, out=t)
-            if small:
-                t *= m[s:e]
-                t *= np.float32(K)
-                x[s:e] -= t
-            else:
-                d = np.multiply(m[s:e], np.float32(-K), out=self._scratch[1, :e - s])
-                np.exp(d, out=d)
-                t *= d
-                np.add(t, x_rest, out=x[s:e])
+        if small and self._k is not None:
+            self._k.relax_small(x, m, x_rest, np.float32(K))
+        else:
+            for s in range(0, x.shape[0], _BLOCK):
+                e = min(s + _BLOCK, x.shape[0])
+                _relax(x[s:e], m[s:e], x_rest, K, small, self._scratch[:, :e - s])
+        if self._drive is not None:
+            self._drive.synced = False
         self.version += 1
 
     def _step(self, d: _Drive, dt: float) -> float:
@@ -335,9 +544,11 @@ class DeviceArray:
         k_film = float(physics.relaxation_rate(T_film, p))
         self.film_temperature_K = T_film
         self._pending += k_film * dt
-        self.version += 1
-        if d.M == 0:
+        if d.M == 0:  # nothing moves: only the closed-form relaxation goes on
+            self._note_pending()
             return self._pending * self._m_max
+        self.version += 1
+        d.synced = False
 
         threshold = p.creep_onset
         if p.relax_attempt_Hz > 0:
@@ -353,40 +564,98 @@ class DeviceArray:
         scale = self._rate_scale * dt
         lam_fast = _MAX_DG / d.a_max
         inv_threshold = np.float32(1.0 / threshold)
+        d.weak_end = d.prefix(threshold)  # past it every device's least drive is above threshold
+        k = self._k
+        law = self._block_numba if k is not None else self._block_numpy
         slow: list[np.ndarray] = []
         for lo, hi, creep in ((P, d.q, True), (max(P, d.q), d.M, False)):
             for s in range(lo, hi, _BLOCK):
                 e = min(s + _BLOCK, hi)
-                n = e - s
-                j, lam, tmp = self._scratch[0, :n], self._scratch[1, :n], self._scratch[2, :n]
-                np.multiply(d.c1[s:e], d.y[s:e], out=j)
-                j += d.c0[s:e]
-                if creep:
-                    np.divide(d.jd[s:e], j, out=lam)  # 1/rho
-                    if float(lam.max()) > inv_threshold:  # weakly driven: exact law
-                        weak = np.flatnonzero(lam > inv_threshold)
-                        j[weak] = d.jd[s + weak]  # any drive past the threshold: result discarded
-                        slow.append(weak + s)
-                physics.scaled_speed_above_onset(j, d.jd[s:e], T_film, scale, p, lam, tmp, creep=creep,
-                                                 inv_rho_given=creep)
-                lam *= d.mob[s:e]
-                noise = self._noise(s, e)
-                if noise is not None:
-                    lam *= noise
-                top = float(lam.max())
-                if slow and slow[-1].size and slow[-1][0] >= s:
-                    lam[slow[-1] - s] = 0.0
-                    top = float(lam.max())
-                if top > lam_fast:  # conductance feedback within the step: finer grid
-                    fast = np.flatnonzero(lam > lam_fast)
-                    lam[fast] = 0.0
-                    slow.append(fast + s)
-                    top = float(lam.max())
-                lam_max = max(lam_max, top)
-                d.y[s:e] *= _exp_neg(lam, top, tmp)
+                lam_max = max(lam_max, law(d, s, e, creep, T_film, scale, inv_threshold, lam_fast, slow))
         if slow:
             lam_max = max(lam_max, self._exact(d, np.unique(np.concatenate(slow)), T_film, dt))
         return max(lam_max, self._pending * self._m_max)
+
+    def _block_numpy(self, d: _Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
+                     inv_threshold: np.float32, lam_fast: float, slow: list[np.ndarray]) -> float:
+        """The float32 law on packed devices [s, e) with numpy passes (the reference kernel)."""
+        p = self.preset
+        n = e - s
+        j, lam, tmp = self._scratch[0, :n], self._scratch[1, :n], self._scratch[2, :n]
+        np.multiply(d.c1[s:e], d.y[s:e], out=j)
+        j += d.c0[s:e]
+        weak = None
+        if creep:
+            np.divide(d.jd[s:e], j, out=lam)  # 1/rho
+            if float(lam.max()) > inv_threshold:  # weakly driven: exact law
+                weak = np.flatnonzero(lam > inv_threshold)
+                j[weak] = d.jd[s + weak]  # any drive past the threshold: result discarded
+                slow.append(weak + s)
+        physics.scaled_speed_above_onset(j, d.jd[s:e], T_film, scale, p, lam, tmp, creep=creep,
+                                         inv_rho_given=creep)
+        lam *= d.mob[s:e]
+        noise = self._noise(d)
+        noise = None if noise is None else noise[s:e]
+        if noise is not None:
+            lam *= noise
+        top = self._route(lam, s, weak, lam_fast, slow)
+        d.y[s:e] *= _exp_neg(lam, top, tmp)
+        return top
+
+    def _block_numba(self, d: _Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
+                     inv_threshold: np.float32, lam_fast: float, slow: list[np.ndarray]) -> float:
+        """The float32 law on packed devices [s, e): compiled passes around np.exp."""
+        p, k = self.preset, self._k
+        n = e - s
+        lam, inv = self._scratch[1, :n], self._scratch[2, :n]
+        f32 = np.float32
+        c0, c1, y, jd, mob = d.c0[s:e], d.c1[s:e], d.y[s:e], d.jd[s:e], d.mob[s:e]
+        noise = self._noise(d)
+        noise = None if noise is None else noise[s:e]
+        if noise is None:
+            if self._ones.shape[0] < n:
+                self._ones = np.ones(self._scratch.shape[1], f32)
+            noise = self._ones[:n]
+        weak = None
+        if creep:
+            if s < d.weak_end:  # only devices before weak_end can be weakly driven
+                k.inverse_drive(c0, c1, y, jd, inv)
+                if float(inv.max()) > inv_threshold:  # weakly driven: exact law
+                    weak = np.flatnonzero(inv > inv_threshold)
+                    slow.append(weak + s)
+            args = (c0, c1, y, jd, f32(T_film), f32(p.self_heating_K_at_depin), f32(-p.creep_barrier_K),
+                    f32(math.log(scale)))
+            if p.creep_exponent == 0.25:
+                k.creep_exponent_quarter(*args, inv)
+            else:
+                k.creep_exponent(*args, f32(p.creep_exponent), inv)
+            np.exp(inv, out=inv)
+            k.push_creep(c0, c1, y, jd, mob, noise, inv, f32(p.flow_slope * scale), lam)
+        else:
+            k.push_flow(c0, c1, y, jd, mob, noise, f32(scale), f32(p.flow_slope * scale), lam)
+        top = self._route(lam, s, weak, lam_fast, slow)
+        if top < _POLY_MAX_LAM:
+            k.decay(y, lam)
+        else:
+            np.negative(lam, out=lam)
+            np.exp(lam, out=lam)
+            y *= lam
+        return top
+
+    @staticmethod
+    def _route(lam: np.ndarray, s: int, weak: np.ndarray | None, lam_fast: float,
+               slow: list[np.ndarray]) -> float:
+        """Zero λ of the devices the exact law takes (weak drive, fast conductance change);
+        returns the largest λ left."""
+        if weak is not None:
+            lam[weak] = 0.0
+        top = float(lam.max())
+        if top > lam_fast:  # conductance feedback within the step: finer grid
+            fast = np.flatnonzero(lam > lam_fast)
+            lam[fast] = 0.0
+            slow.append(fast + s)
+            top = float(lam.max())
+        return top
 
     def _exact(self, d: _Drive, sel: slice | np.ndarray, T_film: float, dt: float) -> float:
         """Exact exponential steps of packed devices `sel` with the float64 law.
@@ -395,16 +664,25 @@ class DeviceArray:
         change per sub-step below _MAX_DG, so the feedback of G on j is followed.
         """
         p = self.preset
+        k = self._k
+        if k is not None:
+            idx = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
+            pool = self._noise(d) if p.cycle_noise else d.y
+            return float(k.exact_steps(
+                d.y, idx, d.c0, d.c1, d.jd, d.mob, d.up, pool, bool(p.cycle_noise), T_film, dt,
+                d.a_max, _MAX_DG, _MAX_SUBSTEPS, p.creep_onset, p.creep_exponent, p.creep_barrier_K,
+                p.self_heating_K_at_depin, p.flow_slope, p.relax_attempt_Hz, p.relax_barrier_K,
+                p.relax_drive_suppression, self._rate_scale, float(physics.relaxation_rate(float(T_film), p)),
+                p.rest_state))
         y = d.y[sel].astype(np.float64)
         c0, c1, jd = d.c0[sel], d.c1[sel].astype(np.float64), d.jd[sel]
         mob = d.mob[sel].astype(np.float64)
         up = d.up[sel]
         t = up.astype(np.float64)
         sigma = np.where(up, -1.0, 1.0)
-        if isinstance(sel, slice):
-            noise = self._noise(sel.start, sel.stop)
-        else:
-            noise = self._pool[self._pool_offset + sel] if p.cycle_noise else None
+        noise = self._noise(d)
+        if noise is not None:
+            noise = noise[sel]
 
         def rates(y: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
             v, k = physics.drive_rates(c0 + c1 * y, jd, T_film, p)
@@ -430,6 +708,22 @@ class DeviceArray:
             y = np.clip((x - t) * sigma, 0.0, 1.0)
         d.y[sel] = y
         return lam_max
+
+
+def _relax(x: np.ndarray, m: np.ndarray, x_rest: np.float32, K: float, small: bool,
+           scratch: np.ndarray) -> None:
+    """x ← x_rest + (x − x_rest)·exp(−m·K) in place (the series 1 − mK when `small`)."""
+    t = scratch[0, :x.shape[0]]
+    np.subtract(x, x_rest, out=t)
+    if small:
+        t *= m
+        t *= np.float32(K)
+        x -= t
+    else:
+        d = np.multiply(m, np.float32(-K), out=scratch[1, :x.shape[0]])
+        np.exp(d, out=d)
+        t *= d
+        np.add(t, x_rest, out=x)
 
 
 def _exp_neg(lam: np.ndarray, top: float, tmp: np.ndarray) -> np.ndarray:

@@ -5,8 +5,15 @@ a free port), addressed by pyvisa-py as ``TCPIP::127.0.0.1::PORT::SOCKET``, exac
 SCPI/TSP instrument on port 5025. Each serial instrument gets a real pseudo-terminal and is
 addressed as ``ASRL/dev/pts/N::INSTR`` (pyvisa-py opens it with pyserial). Messages are
 newline-terminated; every message is logged with wall time and instrument name in
-:attr:`SimServer.command_log`, which is how tests prove nothing was sent before a
+:attr:`SimServer.command_log` (a bounded ring, :mod:`sim_backend.message_log`, whose length
+counts every message ever logged), which is how tests prove nothing was sent before a
 validation error.
+
+What a client sends cannot take the server down: a line longer than an instrument's input
+buffer is dropped whole (-363 Input buffer overrun, as a real one queues) and costs no more
+memory than the buffer; the log is bounded; an instrument that raises is logged and the
+thread goes on; a listener that cannot accept (descriptors exhausted: EMFILE) backs off and
+retries instead of dying.
 
 Faults come from :meth:`SimInstrument.respond`, so they behave as in process: ``timeout``
 swallows messages, ``drop`` resets the TCP connection (the listener stays, so a client may
@@ -22,6 +29,7 @@ TCP as usual, and serving an instrument over a pty raises :class:`PtyUnavailable
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import selectors
@@ -33,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 from .instruments.base import Response, SimInstrument
+from .message_log import LogEntry, MessageLog
 
 try:
     import tty  # POSIX only (it needs termios): the pty transport alone uses it
@@ -45,10 +54,7 @@ log = logging.getLogger(__name__)
 class PtyUnavailable(RuntimeError):
     """Serial instruments are served on pseudo-terminals, which this system does not have."""
 
-LogEntry = tuple[float, str, str]  # (wall time, instrument name, message)
-
-
-def deliver(instrument: SimInstrument, message: str, command_log: list[LogEntry]) -> Response:
+def deliver(instrument: SimInstrument, message: str, command_log: MessageLog | list[LogEntry]) -> Response:
     """Log one message, bring a realtime bench up to date, let the instrument respond."""
     command_log.append((time.time(), instrument.name, message))
     bench = getattr(instrument, "bench", None)
@@ -61,31 +67,57 @@ def deliver(instrument: SimInstrument, message: str, command_log: list[LogEntry]
 MAX_MESSAGE_BYTES = 4_000_000  # an instrument's input buffer: longer unterminated input is dropped
 
 
+class InputBuffer(bytearray):
+    """A connection's input bytes, and whether the rest of an overlong line is being skipped."""
+
+    discarding = False
+
+
 def split_messages(buffer: bytearray, instrument: SimInstrument | None = None) -> list[str]:
     """Take the complete newline-terminated messages out of ``buffer``.
 
-    An unterminated message longer than :data:`MAX_MESSAGE_BYTES` is discarded and, if
-    ``instrument`` is given, queues -363 Input buffer overrun there, as a real one does.
+    A message longer than :data:`MAX_MESSAGE_BYTES` is discarded and, if ``instrument`` is
+    given, queues -363 Input buffer overrun there, as a real one does. With an
+    :class:`InputBuffer` the whole line goes, up to its newline, however long it is (with a
+    plain bytearray only what overflowed: its tail arrives as a message of its own).
     """
     messages = []
     while True:
         end = buffer.find(b"\n")
-        if end < 0:
-            if len(buffer) > MAX_MESSAGE_BYTES:
+        if getattr(buffer, "discarding", False):
+            if end < 0:
                 buffer.clear()
-                if instrument is not None:
-                    with instrument.lock:
-                        instrument.push_error(-363, "Input buffer overrun")
+                return messages
+            del buffer[: end + 1]
+            buffer.discarding = False  # type: ignore[attr-defined]
+            continue
+        if end < 0 and len(buffer) <= MAX_MESSAGE_BYTES:
             return messages
+        if end < 0 or end > MAX_MESSAGE_BYTES:
+            if end < 0:
+                buffer.clear()
+                if isinstance(buffer, InputBuffer):
+                    buffer.discarding = True
+            else:
+                del buffer[: end + 1]
+            if instrument is not None:
+                with instrument.lock:
+                    instrument.push_error(-363, "Input buffer overrun")
+            continue
         raw = bytes(buffer[:end]).rstrip(b"\r")
         del buffer[: end + 1]
         messages.append(raw.decode("ascii", errors="replace"))
 
 
+# accept() errors that mean "no resources now" (descriptors, buffers): retry later
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 1.0
+
+
 class _Endpoint:
     """One instrument's server thread: a selector over its listener/pty and a wake pipe."""
 
-    def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event) -> None:
+    def __init__(self, instrument: SimInstrument, command_log: MessageLog, stop: threading.Event) -> None:
         self.instrument = instrument
         self.command_log = command_log
         self.stop_event = stop
@@ -96,6 +128,11 @@ class _Endpoint:
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.thread = threading.Thread(target=self._run, name=f"sim-{instrument.name}", daemon=True)
         self.resource = ""
+        self.retry_at: float | None = None  # when a paused listener is watched again (monotonic s)
+
+    def retry(self) -> None:
+        """Watch again what :meth:`_TcpEndpoint._back_off` paused."""
+        self.retry_at = None
 
     def start(self) -> None:
         self.thread.start()
@@ -109,12 +146,22 @@ class _Endpoint:
     def _run(self) -> None:
         try:
             while not self.stop_event.is_set():
-                for key, _ in self.selector.select():
+                timeout = None if self.retry_at is None else max(self.retry_at - time.monotonic(), 0.0)
+                for key, _ in self.selector.select(timeout):
                     if key.data is None:
                         return
-                    key.data(key.fileobj)
+                    try:
+                        key.data(key.fileobj)
+                    except Exception:  # one bad connection must not stop the instrument
+                        log.exception("%s: connection handler failed; closing that connection", self.instrument.name)
+                        self._drop_fileobj(key.fileobj)
+                if self.retry_at is not None and time.monotonic() >= self.retry_at:
+                    self.retry()
         finally:
             self._close_all()
+
+    def _drop_fileobj(self, fileobj: Any) -> None:
+        self._close_fileobj(fileobj)
 
     def _answer(self, buffer: bytearray, send: Callable[[bytes], None], drop: Callable[[], None]) -> bool:
         """Handle complete messages in ``buffer``; False once the link was dropped."""
@@ -154,7 +201,7 @@ class _Endpoint:
 
 
 class _TcpEndpoint(_Endpoint):
-    def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event,
+    def __init__(self, instrument: SimInstrument, command_log: MessageLog, stop: threading.Event,
                  host: str, port: int) -> None:
         super().__init__(instrument, command_log, stop)
         self.listener = socket.create_server((host, port), reuse_port=False)
@@ -164,17 +211,59 @@ class _TcpEndpoint(_Endpoint):
         address = "127.0.0.1" if host in ("", "0.0.0.0") else host
         self.resource = f"TCPIP::{address}::{port}::SOCKET"
         self._buffers: dict[socket.socket, bytearray] = {}
+        self._backoff_s = _BACKOFF_MIN_S
 
     def _accept(self, listener: socket.socket) -> None:
         try:
             conn, _ = listener.accept()
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError):
             return
-        conn.setblocking(True)
-        conn.settimeout(5.0)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buffers[conn] = bytearray()
-        self.selector.register(conn, selectors.EVENT_READ, self._receive)
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._back_off(exc)
+            else:
+                log.warning("%s: accept failed: %s", self.instrument.name, exc)
+            return
+        self._backoff_s = _BACKOFF_MIN_S
+        try:
+            conn.setblocking(True)
+            conn.settimeout(5.0)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._buffers[conn] = InputBuffer()
+            self.selector.register(conn, selectors.EVENT_READ, self._receive)
+        except (OSError, ValueError):
+            self._buffers.pop(conn, None)
+            conn.close()
+
+    def _back_off(self, exc: OSError) -> None:
+        """No descriptor for a new connection (EMFILE...): the pending one stays in the backlog;
+        stop watching the listener (it would be ready again at once) and retry a little later."""
+        log.warning("%s: cannot accept a connection (%s); retrying in %.2f s", self.instrument.name,
+                    exc.strerror or exc, self._backoff_s)
+        try:
+            self.selector.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+        self.retry_at = time.monotonic() + self._backoff_s
+        self._backoff_s = min(self._backoff_s * 2, _BACKOFF_MAX_S)
+
+    def retry(self) -> None:
+        super().retry()
+        try:
+            self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
+        except (KeyError, ValueError):
+            pass  # still registered
+
+    def _close_all(self) -> None:
+        super()._close_all()
+        self.listener.close()  # also when a back-off had it out of the selector
+
+    def _drop_fileobj(self, fileobj: Any) -> None:
+        if fileobj is self.listener:
+            self._back_off(OSError("listener failed"))
+            return
+        self._buffers.pop(fileobj, None)
+        super()._drop_fileobj(fileobj)
 
     def _receive(self, conn: socket.socket) -> None:
         try:
@@ -205,7 +294,7 @@ class _TcpEndpoint(_Endpoint):
 
 
 class _PtyEndpoint(_Endpoint):
-    def __init__(self, instrument: SimInstrument, command_log: list[LogEntry], stop: threading.Event) -> None:
+    def __init__(self, instrument: SimInstrument, command_log: MessageLog, stop: threading.Event) -> None:
         if tty is None or not hasattr(os, "openpty"):
             raise PtyUnavailable(
                 f"{instrument.name}: serial (pty) simulation needs a POSIX system; "
@@ -217,7 +306,7 @@ class _PtyEndpoint(_Endpoint):
         os.set_blocking(self.master, False)  # a client that never reads must not stall the thread
         # the server keeps the slave open so the master never reads EIO between clients
         self.resource = f"ASRL{os.ttyname(self.slave)}::INSTR"
-        self._buffer = bytearray()
+        self._buffer = InputBuffer()
         self.selector.register(self.master, selectors.EVENT_READ, self._receive)
 
     def _receive(self, master: int) -> None:
@@ -282,7 +371,7 @@ class SimServer:
         if unknown:
             raise ValueError(f"serial_names names no served instrument: {sorted(unknown)}")
         self.ports = dict(ports or {})
-        self.command_log: list[LogEntry] = []
+        self.command_log = MessageLog()
         self._stop = threading.Event()
         self._endpoints: dict[str, _Endpoint] = {}
 

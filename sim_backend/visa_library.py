@@ -33,7 +33,8 @@ from pyvisa.constants import ResourceAttribute, StatusCode
 from pyvisa.util import LibraryPath
 
 from .instruments.base import SimInstrument
-from .server import LogEntry, deliver, split_messages
+from .message_log import MessageLog
+from .server import InputBuffer, deliver, split_messages
 
 _counter = itertools.count(1)
 _STREAM_INTERFACES = {constants.InterfaceType.asrl}  # no END indicator on the wire
@@ -61,7 +62,7 @@ class _Session:
             ResourceAttribute.resource_class: parsed.resource_class,
             ResourceAttribute.interface_type: parsed.interface_type_const,
         }
-        self.inbox = bytearray()
+        self.inbox = InputBuffer()
         self.outbox = bytearray()
         self.ends: deque[int] = deque()  # outbox offsets where a message ends (END indicator)
         self.pending: deque[tuple[float, bytes]] = deque()  # delayed replies: (ready at, data)
@@ -190,11 +191,20 @@ class _Session:
         return not self.is_socket and self.interface not in _STREAM_INTERFACES
 
     def clear(self) -> None:
+        """``viClear``, as each interface does it.
+
+        GPIB, USB-TMC and VXI-11 carry a device clear: the instrument empties its input buffer
+        and its output queue, so nothing asked before it is ever answered. A raw socket or a
+        serial line has none (pyvisa-py drops the bytes already received, nothing more): what
+        the instrument still holds, a half-received message or a reply on its way, stays.
+        """
         with self.lock:
-            self.inbox.clear()
+            self._collect_arrived()
             self.outbox.clear()
             self.ends.clear()
-            self.pending.clear()
+            if self._has_end():
+                self.inbox.clear()
+                self.pending.clear()
 
 
 class SimVisaLibrary(highlevel.VisaLibraryBase):
@@ -213,7 +223,7 @@ class SimVisaLibrary(highlevel.VisaLibraryBase):
 
     def _init(self) -> None:
         self.sessions = {}
-        self.command_log: list[LogEntry] = []
+        self.command_log = MessageLog()  # bounded; len() counts every message
         self.instruments: dict[str, SimInstrument] = {}
 
     @staticmethod

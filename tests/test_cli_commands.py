@@ -124,7 +124,7 @@ def test_sim_server_serves_pyvisa_clients_and_stops_on_ctrl_c() -> None:
 def _checkpoints(path: Path) -> int:
     try:
         with h5py.File(path, "r", swmr=True) as f:
-            return int(f["entry/committed"][()]["checkpoints"])
+            return int(f["entry/committed"][0]["checkpoints"])
     except Exception:
         return 0
 

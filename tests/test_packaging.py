@@ -26,3 +26,5 @@ def test_the_wheel_carries_shipped_data_inside_the_owning_packages(tmp_path: Pat
     for inside, source in shipped.items():
         files = sorted(p.name for p in source.iterdir() if p.is_file())
         assert files and all(f"{inside}/{f}" in names for f in files), inside
+    # the live monitor's page: everything it loads is in the package (labs are often offline)
+    assert {f"lab/app/monitor/static/{f}" for f in ("index.html", "monitor.css", "monitor.js")} <= set(names)

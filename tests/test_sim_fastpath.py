@@ -78,7 +78,7 @@ def test_looking_at_the_state_does_not_change_the_trajectory():
         looked.conductance()
         blind.advance(V, p.train_pulse_width_s)
     assert np.abs(looked.x - blind.x).max() < 1e-6
-    assert looked.version > 8
+    assert looked.version >= 8  # every step that moves devices is a new state for readers
 
 
 def test_a_changed_drive_is_seen_even_in_the_same_buffer():

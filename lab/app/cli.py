@@ -1,14 +1,16 @@
 """The ``hopbench`` command."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import signal
 import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from pydantic import ValidationError
@@ -17,11 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lab.app.demo import run_demo
+from lab.app.outdir import check_out_dir
 from lab.app.jobs import baseline_from as baseline_from_archive
-from lab.app.jobs import check_bench, estimate_protocol, run_protocol, start_sim_server
+from lab.app.jobs import RunInterrupted, check_bench, estimate_protocol, run_protocol, start_sim_server
 from lab.app.report import report_run
 from lab.app.sweep import expand, load_sweep, run_sweep, summary_figure
 from lab.archive import list_runs as list_archives
+from protocols.base import get_protocol, registry
+from protocols.parameters import parameters as protocol_parameters
+from protocols.parameters import plain_validation
 
 app = typer.Typer(
     add_completion=False,
@@ -29,14 +35,17 @@ app = typer.Typer(
     help="Instrument control, simulation and archiving for self-learning magnetic Hopfield networks.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console()
+# On a terminal, lines wrap at its width; piped or captured, nothing wraps (a script reads
+# every path and run name whole; rich would otherwise break them at 80 columns).
+out = Console() if sys.stdout.isatty() else Console(width=100_000)
 err = Console(stderr=True)
 
 DEFAULT_OUT = Path("hopbench-runs")
 BenchOption = Annotated[Optional[Path], typer.Option(
     "--bench", "-b", help="Bench file (default: the simulated 35-node film).")]
 SetsOption = Annotated[Optional[list[str]], typer.Option(
-    "--set", "-s", help="Protocol parameter, name=value (repeatable).")]
+    "--set", "-s", help="Protocol parameter, name=value; table.field=value changes one field of a table "
+    "(repeatable; 'hopbench protocols NAME' lists them).")]
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -53,40 +62,81 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except KeyboardInterrupt:
-            _fail("interrupted (the bench was left safe: sources at 0 V, outputs off, relays open)", 130)
+        except KeyboardInterrupt as exc:
+            safety = _safety_of(exc)
+            if safety:
+                _fail(f"interrupted; {safety}", 130)
+            # before a run began (or after it ended): nothing was being driven, nothing read back
+            _fail("interrupted outside a run: no plan operation was being sent, the bench was not read back", 130)
         except Exception as exc:  # noqa: BLE001 - every failure ends as one line
-            _fail(*_explain(exc))
+            message, code = _explain(exc)
+            safety = _safety_of(exc)
+            _fail(f"{message}\n{safety}" if safety and safety not in message else message, code)
 
     return command
+
+
+_OS_WORDS = {
+    FileExistsError: "exists already and is not a folder",
+    NotADirectoryError: "part of this path is a file, not a folder",
+    IsADirectoryError: "is a folder, not a file",
+    FileNotFoundError: "no such file or folder",
+    PermissionError: "permission denied",
+}
+
+
+def _safety_of(exc: BaseException) -> str | None:
+    """What the cleanup of the run an exception ended confirmed (None: no run, or not read back)."""
+    summary = getattr(exc, "summary", None)
+    if summary is not None and getattr(summary, "safety", None):
+        return summary.safety
+    result = getattr(exc, "run_result", None)
+    safety = getattr(result, "safety", None)
+    return safety.summary() if safety is not None else None
 
 
 def _explain(exc: Exception) -> tuple[str, int]:
     """One line and an exit code: 2 for bad input, 1 for an instrument or runner failure."""
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or exc.title
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return f"{where}: {first.get('msg')}{more}", 2
+        return "; ".join(plain_validation(exc)), 2
     if isinstance(exc, KeyError):
         return str(exc).strip("'\""), 2
+    if isinstance(exc, OSError) and exc.filename is not None:
+        words = next((w for t, w in _OS_WORDS.items() if isinstance(exc, t)), exc.strerror or str(exc))
+        return f"{exc.filename}: {words}", 2
     if isinstance(exc, (ValueError, OSError)):
         return str(exc), 2
     return f"{type(exc).__name__}: {exc}", 1
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``name=value`` pairs; values are read as TOML (numbers, booleans, lists) or text."""
+    """``name=value`` pairs; values are read as TOML (numbers, booleans, lists) or text.
+
+    A dotted name (``pulse.width_s=0.004``) stays dotted: the protocol loader changes that one
+    field and keeps the table's other fields. One name given twice, or a table given beside one
+    of its fields, is refused: which one wins would depend on the order on the command line.
+    """
     result: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for item in items or []:
         name, sep, raw = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--set {item!r}: expected name=value")
+        name = name.strip()
+        if not sep or not name or any(not part for part in name.split(".")):
+            raise ValueError(f"--set {item!r}: expected name=value (or table.field=value)")
+        if name in given:
+            raise ValueError(f"--set {name} is given twice ({given[name]!r} and {item!r}); give it once")
+        for other in given:
+            if other.startswith(name + ".") or name.startswith(other + "."):
+                raise ValueError(f"--set {other} and --set {name} overlap: set the whole table or its fields, not both")
+        given[name] = item
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw
-        result[name.strip()] = value
+        except tomllib.TOMLDecodeError as exc:
+            if raw.strip()[:1] in "[{":  # meant as a list or table, not as text
+                raise ValueError(f"--set {name}: {raw!r} is not a TOML list or table ({exc}); text inside "
+                                 f"one goes in quotes, e.g. [\"L\", \"T\"] or {{names = [\"L\"]}}") from None
+            value = raw  # a bare word is text
+        result[name] = value
     return result
 
 
@@ -94,11 +144,73 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _protocol_summary(cls: type) -> str:
+    """A protocol's one line: the first line of its docstring, else of its module's."""
+    import inspect
+
+    doc = inspect.getdoc(cls) if cls.__doc__ else (sys.modules[cls.__module__].__doc__ or "")
+    first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+    return first.replace("``", "")
+
+
+def _parameter_lines(name: str) -> list[str]:
+    """One block per parameter: name [unit], type and allowed range, default; its meaning below.
+
+    Plain lines rather than a table: six columns do not fit 80 characters, and a block per
+    parameter reads (and greps) the same at any width.
+    """
+    cls = get_protocol(name)
+    lines = [f"{name}: {_protocol_summary(cls)}", "", "parameters (--set name=value; a table's field: "
+             "--set pulse.width_s=0.004; a protocol TOML file takes the same names):"]
+    for row in protocol_parameters(cls):
+        unit = f" [{row.unit}]" if row.unit else ""
+        kind = row.type + (f", {row.allowed}" if row.allowed and not row.type.startswith("one of") else "")
+        default = "required" if row.required else f"default {row.default}"
+        lines.append(f"  {row.name}{unit}: {kind}; {default}")
+        if row.description:
+            lines.append(f"      {row.description}")
+    return lines
+
+
+def _print_parameters(name: str) -> None:
+    for line in _parameter_lines(name):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+class ProtocolHelpCommand(typer.core.TyperCommand):
+    """``hopbench run NAME --help``: the command's help, then NAME's parameters."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["hopbench_raw_args"] = list(args)  # --help is handled before the arguments are bound
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        name = self._protocol_named(ctx.meta.get("hopbench_raw_args", []))
+        if name is not None:
+            _print_parameters(name)
+
+    def _protocol_named(self, args: list[str]) -> str | None:
+        takes_value = {opt for p in self.params if p.param_type_name == "option" and not getattr(p, "is_flag", False)
+                       for opt in p.opts}
+        skip = False
+        for arg in args:
+            if skip:
+                skip = False
+            elif arg.startswith("-"):
+                skip = arg in takes_value
+            else:
+                return arg if arg in registry() else None
+        return None
+
+
 @app.command()
 @guarded
 def demo(
     out_dir: Path = typer.Option(DEFAULT_OUT / "demo", "--out", help="Folder for the archive and figures."),
-    epochs: int = typer.Option(10, help="Training epochs."),
+    epochs: int = typer.Option(10, min=1, help="Training epochs."),
+    materio_cues: int = typer.Option(5, "--materio-cues", min=1,
+                                     help="Noisy cues per pattern recalled through the film (each costs multiplies)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -106,7 +218,9 @@ def demo(
 
     Example: hopbench demo --out runs/demo
     """
-    summary = run_demo(out_dir, epochs=epochs, progress=not (quiet or as_json))
+    summary = run_demo(check_out_dir(out_dir), epochs=epochs, progress=not (quiet or as_json),
+                       materio_cues_per_pattern=materio_cues,
+                       notify=lambda message: err.print(message, highlight=False, soft_wrap=True))
     if as_json:
         _emit_json(summary)
         return
@@ -126,16 +240,46 @@ def demo(
               f"same cues: exact {same['exact_recall']:.3f}, bit accuracy {same['bit_accuracy']:.3f}")
     out.print("exact recall: fraction of cues that end on their pattern, every bit right; bit accuracy: "
               "fraction of bits right. Weights W = G − λ·G0 (λ = ΣG/ΣG0) from the reads.")
-    for f in summary["replaced"]:
-        out.print(f"replaced the previous demo archive {f}", highlight=False)
+    for old, new in summary["replaced"]:
+        out.print(f"the previous demo archive {old} is kept as {new}", highlight=False)
     out.print(f"archive: {summary['archive']}", highlight=False)
     out.print(f"figures: {summary['figures_dir']}", highlight=False)
 
 
-@app.command()
+@app.command("protocols")
+@guarded
+def list_protocols(
+    name: Optional[str] = typer.Argument(None, help="A protocol: list its parameters."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """The protocols, one line each; with a NAME, its parameters: type, unit, default, allowed range, meaning.
+
+    Example: hopbench protocols train_hopfield
+    """
+    if name is None:
+        reg = registry()
+        if as_json:
+            _emit_json({n: _protocol_summary(c) for n, c in sorted(reg.items())})
+            return
+        table = Table(title="protocols (hopbench protocols NAME lists one's parameters)", title_justify="left")
+        table.add_column("name", no_wrap=True)
+        table.add_column("what it does", overflow="fold")
+        for n, c in sorted(reg.items()):
+            table.add_row(n, _protocol_summary(c))
+        out.print(table)
+        return
+    cls = get_protocol(name)
+    if as_json:
+        _emit_json({"protocol": name, "summary": _protocol_summary(cls),
+                    "parameters": [vars(r) for r in protocol_parameters(cls)]})
+        return
+    _print_parameters(name)
+
+
+@app.command(cls=ProtocolHelpCommand)
 @guarded
 def run(
-    protocol: str = typer.Argument(..., help="Protocol name (see 'hopbench run --list') or a protocol TOML file."),
+    protocol: str = typer.Argument(..., help="Protocol name (see 'hopbench protocols') or a protocol TOML file."),
     bench: BenchOption = None,
     sets: SetsOption = None,
     out_dir: Path = typer.Option(DEFAULT_OUT, "--out", help="Folder for the run archive."),
@@ -149,6 +293,12 @@ def run(
         "training archive's epoch-0 read."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    monitor: bool = typer.Option(False, "--monitor", help="Serve the live monitor page while the run goes "
+                                 "(see 'hopbench monitor'; prints its URL)."),
+    monitor_port: Optional[int] = typer.Option(None, "--monitor-port", help="Port of the --monitor page "
+                                               "(default 8765, or a free one if that is taken)."),
+    documents: Optional[Path] = typer.Option(None, "--documents", help="Also write the run as Bluesky "
+                                             "event-model documents, one JSON list (name, doc) per line, to this file."),
 ) -> None:
     """Run a protocol on a bench, or on its simulated twin with --dry-run.
 
@@ -158,19 +308,25 @@ def run(
 
     Example: hopbench run read_conductances --bench data/benches/sim-film35.toml --set repeats=2 --dry-run
     """
+    check_out_dir(out_dir)
     overrides = parse_sets(sets)
     if baseline_from is not None:
         overrides["baseline"] = baseline_from_archive(baseline_from)
-    summary = run_protocol(
-        protocol,
-        bench=bench,
-        overrides=overrides,
-        sample=sample,
-        out_dir=out_dir,
-        dry_run=dry_run,
-        resume=resume,
-        progress=not (quiet or as_json),
-    )
+    with _run_watchers(out_dir, resume, monitor, monitor_port, documents, quiet or as_json) as observers:
+        try:
+            summary = run_protocol(
+                protocol,
+                bench=bench,
+                overrides=overrides,
+                sample=sample,
+                out_dir=out_dir,
+                dry_run=dry_run,
+                resume=resume,
+                progress=not (quiet or as_json),
+                observers=observers,
+            )
+        except RunInterrupted as stopped:  # SIGINT and SIGTERM: the same summary
+            summary = stopped.summary
     data = summary.as_dict()
     if as_json:
         _emit_json(data)
@@ -184,9 +340,53 @@ def run(
         for key, value in data["results"].items():
             if key.endswith(("exact", "bit_accuracy", "correct", "_V", "_S")):
                 out.print(f"  {key} = {value:.4g}", highlight=False)
-        out.print(f"archive: {data['archive']}")
+        out.print(f"archive: {data['archive']}", highlight=False, soft_wrap=True)
+        _print_run_end(data)
+    if data["interrupted_by"]:
+        raise typer.Exit(130 if data["interrupted_by"] == "SIGINT" else 143)
     if data["status"] != "complete":
         raise typer.Exit(1)
+
+
+def _print_run_end(data: dict[str, Any]) -> None:
+    """The resume command if unfinished, then, last, what cleanup confirmed about the bench."""
+    for owner in data.get("previous_owners") or []:
+        where = f", archive {owner['archive']}" if owner.get("archive") else ""
+        out.print(f"the previous run on this bench (pid {owner.get('pid')} on {owner.get('host')}, started "
+                  f"{owner.get('start_time')}{where}) died holding it: the bench was made safe before this run",
+                  highlight=False, soft_wrap=True)
+    if data["interrupted_by"]:
+        out.print("interrupted by Ctrl-C (SIGINT)" if data["interrupted_by"] == "SIGINT"
+                  else "terminated (SIGTERM)", highlight=False)
+    if data.get("resume_command"):
+        out.print(f"resume: {data['resume_command']}", highlight=False, soft_wrap=True)
+    out.print(data.get("safety") or "bench state not read back", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _run_watchers(out_dir: Path, resume: Optional[Path], monitor: bool, port: Optional[int],
+                  documents: Optional[Path], quiet: bool) -> Iterator[list[Any]]:
+    """The live monitor (a child process that only reads the archive) and the document writer of a run."""
+    observers: list[Any] = []
+    child = None
+    with contextlib.ExitStack() as stack:
+        if documents is not None:
+            from lab.app.documents import JsonLinesDocuments
+
+            observers.append(stack.enter_context(JsonLinesDocuments(documents)))
+        if monitor:
+            from lab.app.monitor import spawn
+
+            out_dir.mkdir(parents=True, exist_ok=True)
+            child = spawn(resume if resume is not None else out_dir, port=port)
+            err.print(f"monitor: {child.url}", highlight=False, soft_wrap=True)
+        try:
+            yield observers
+        finally:
+            if child is not None:
+                child.stop()
+                if not quiet:
+                    err.print("monitor stopped (hopbench monitor <archive> shows the run again)", highlight=False)
 
 
 @app.command()
@@ -261,28 +461,12 @@ def sim_server(
     Example: hopbench sim-server --bench data/benches/sim-film35.toml
     """
     server = start_sim_server(bench, host=host)
-    stop = {"now": False}
-
-    def _stop(*_: Any) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        if as_json:
-            sys.stdout.write(json.dumps(server.resources) + "\n")
-        else:
-            # Plain tab-separated lines, so scripts can read the resource strings.
-            for name, resource in server.resources.items():
-                sys.stdout.write(f"{name}\t{resource}\n")
-            sys.stdout.write("serving; Ctrl-C stops\n")
-        sys.stdout.flush()
-        t_end = time.monotonic() + duration if duration else None
-        while not stop["now"] and (t_end is None or time.monotonic() < t_end):
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    if as_json:
+        lines = [json.dumps(server.resources)]
+    else:  # plain tab-separated lines, so scripts can read the resource strings
+        lines = [f"{name}\t{resource}" for name, resource in server.resources.items()]
+        lines.append("serving; Ctrl-C stops")
+    _serve_until_stopped(server, lines, duration)
 
 
 @app.command()
@@ -294,9 +478,9 @@ def report(
 ) -> None:
     """Figures (PNG) and a short text summary of a run.
 
-    Example: hopbench report hopbench-runs/demo/demo.h5
+    Example: hopbench report hopbench-runs/demo/demo-train.h5 (what hopbench demo writes)
     """
-    result = report_run(run_file, out_dir)
+    result = report_run(run_file, check_out_dir(out_dir) if out_dir is not None else None)
     if as_json:
         _emit_json(result)
         return
@@ -311,27 +495,89 @@ def list_runs(
     folder: Path = typer.Argument(DEFAULT_OUT, help="Folder holding run archives."),
     as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
 ) -> None:
-    """List the runs in a folder: status, protocol, date, size.
+    """List the runs in a folder, oldest first: full file name, status, protocol, start time, size.
+
+    The status is what the archive says, checked against its writer: a run whose writer died
+    (SIGKILL, power cut) shows as interrupted, not running.
 
     Example: hopbench ls hopbench-runs
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    runs = list_archives(folder)
-    rows = runs.to_dict(orient="records") if hasattr(runs, "to_dict") else list(runs)
+    rows = _runs_by_time(list_archives(folder))
     if as_json:
         _emit_json(rows)
         return
-    table = Table(title=f"{folder}: {len(rows)} runs")
+    # the folder on a line of its own: a table's title wraps at the table's width
+    out.print(f"{folder}: {len(rows)} runs", highlight=False, markup=False, soft_wrap=True)
+    table = Table()
+    longest = max((len(Path(str(r["path"])).name) for r in rows), default=3)
     for col in ("run", "status", "protocol", "started", "size", "operations"):
-        table.add_column(col, justify="right" if col in ("size", "operations") else "left")
+        # on a narrow terminal every cell folds onto more lines; nothing is cut short, and the
+        # run's name keeps most of the width
+        table.add_column(col, justify="right" if col in ("size", "operations") else "left", overflow="fold",
+                         min_width=min(longest, max(out.width - 50, 12)) if col == "run" else None)
     for row in rows:
-        size = row.get("size_bytes") or 0
+        size = _cell(row.get("size_bytes")) or 0
         table.add_row(
-            Path(str(row["path"])).name, str(row.get("status", "")), str(row.get("protocol") or ""),
-            str(row.get("start_time") or "")[:19], f"{size / 1e6:.2f} MB", str(row.get("operations") or ""),
+            Path(str(row["path"])).name, _cell(row.get("status")) or "", _cell(row.get("protocol")) or "",
+            str(_cell(row.get("start_time")) or "")[:19].replace("T", " "), f"{float(size) / 1e6:.2f} MB",
+            str(_cell(row.get("operations")) or ""),
         )
     out.print(table)
+    for row in rows:
+        for key in ("error", "note"):
+            if _cell(row.get(key)):
+                out.print(f"{Path(str(row['path'])).name}: {row[key]}", highlight=False, markup=False)
+
+
+@app.command()
+@guarded
+def repair(
+    run_file: Path = typer.Argument(..., help="A run archive (.h5) whose writer died."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Let HDFView, MATLAB and plain h5py open a run whose writer died (what `h5clear -s` does).
+
+    Only the file's status flags are rewritten; every measured row stays. Refused while a
+    writer (a run or a resume) holds the file, and for a truncated file.
+
+    Example: hopbench repair hopbench-runs/20261201T071500_train_hopfield_….h5
+    """
+    from lab.archive.repair import repair as repair_archive
+
+    result = repair_archive(run_file)
+    if as_json:
+        _emit_json(result)
+        return
+    if result["repaired"]:
+        out.print(f"{run_file}: status flags cleared; every HDF5 tool opens it now "
+                  f"({result['committed']['operations']} committed operations kept)", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"{run_file}: nothing to repair ({result['reason']})", highlight=False, soft_wrap=True)
+
+
+def _cell(value: Any) -> Any:
+    """None for the holes pandas fills with NaN."""
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def _runs_by_time(runs: Any) -> list[dict[str, Any]]:
+    """The reader's rows, sorted by start time (a file without one by its modification time)."""
+    import pandas as pd
+
+    rows = runs.to_dict(orient="records") if hasattr(runs, "to_dict") else list(runs)
+
+    def when(row: dict[str, Any]) -> pd.Timestamp:
+        t = pd.to_datetime(_cell(row.get("start_time")), utc=True, errors="coerce")
+        if pd.isna(t):
+            try:
+                t = pd.Timestamp(Path(str(row["path"])).stat().st_mtime, unit="s", tz="UTC")
+            except OSError:
+                t = pd.Timestamp.max.tz_localize("UTC")
+        return t
+
+    return sorted(rows, key=lambda r: (when(r), str(r.get("path"))))
 
 
 @app.command()
@@ -349,6 +595,7 @@ def sweep(
     Example: hopbench sweep data/sweeps/read-noise.toml --workers 2
     """
     spec = load_sweep(sweep_file)
+    check_out_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     points = expand(spec, out_dir)
     failed = 0
@@ -369,7 +616,10 @@ def sweep(
     table.drop(columns=["traceback"], errors="ignore").to_csv(csv, index=False)
     varied = sorted({k for p in points for k in p.varied})
     fig_path = out_dir / "summary.png"
-    metric = summary_figure(table, varied, spec.metric, fig_path)
+    try:
+        metric = summary_figure(table, varied, spec.metric, fig_path)
+    except ValueError as exc:  # an unknown metric: the points ran and are kept
+        raise ValueError(f"{sweep_file}: {exc} (every point's results are in {csv})") from None
     n_failed = int((table["status"] == "failed").sum())
     if as_json:
         _emit_json({"summary_csv": str(csv), "figure": str(fig_path) if metric else None,
@@ -387,6 +637,66 @@ def sweep(
     out.print(f"summary: {csv}")
     if metric:
         out.print(f"figure: {fig_path}")
+
+
+@app.command()
+@guarded
+def monitor(
+    target: Path = typer.Argument(DEFAULT_OUT, help="A run archive (.h5) or a folder of them."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless you say otherwise)."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port (default 8765, or a free one if taken)."),
+    duration: Optional[float] = typer.Option(None, "--for", help="Stop by itself after this many seconds."),
+    exit_with: Optional[int] = typer.Option(None, "--exit-with", hidden=True, help="Stop when this process ends."),
+) -> None:
+    """Serve a live page of a run: status, progress and wall-clock ETA, current operation, learned change,
+    recall accuracy, instrument state, log; it follows the archive as it is written (read-only, no lock).
+
+    Stops on Ctrl-C. Example: hopbench monitor hopbench-runs/
+    """
+    from lab.app.monitor import URL_PREFIX, serve
+
+    server = serve(target, host=host, port=port)
+    _serve_until_stopped(server, [f"{URL_PREFIX}{server.url}", f"serving {target}; Ctrl-C stops"], duration,
+                         exit_with=exit_with)
+
+
+def _serve_until_stopped(server: Any, lines: list[str], duration: float | None, *,
+                         exit_with: int | None = None) -> None:
+    """Print the server's lines, then serve until Ctrl-C, SIGTERM, ``duration`` seconds, or the
+    end of process ``exit_with`` (the run that started it); the server stops on every path."""
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+        t_end = time.monotonic() + duration if duration else None
+        while not stop["now"] and (t_end is None or time.monotonic() < t_end):
+            if exit_with is not None and os.getppid() != exit_with:
+                break  # the run that started this monitor is gone
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@app.command()
+@guarded
+def documents(
+    run_file: Path = typer.Argument(..., help="A run archive (.h5)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="File for the documents (default: standard output)."),
+) -> None:
+    """A run archive as Bluesky event-model documents (start, descriptors, events, stop), one JSON
+    list (name, doc) per line, for Bluesky callbacks, databroker or tiled.
+
+    Example: hopbench documents hopbench-runs/<run>.h5 --out run.jsonl
+    """
+    from lab.app.documents import JsonLinesDocuments, replay
+
+    if not run_file.exists():
+        raise FileNotFoundError(f"{run_file}: no such run archive")
+    with JsonLinesDocuments(out_file if out_file is not None else sys.stdout) as sink:
+        replay(run_file, sink.emit)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -13,8 +13,9 @@ given (nothing learned yet: W = 0 leaves every cue as it is).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,13 @@ SOFTWARE_RULES = {"Hebbian": ref.hebbian, "pseudo-inverse": ref.pseudo_inverse}
 
 
 def run_demo(out_dir: str | Path, *, epochs: int = 10, progress: bool = True,
-             cues_per_pattern: int = 20, materio_cues_per_pattern: int = 5) -> dict[str, Any]:
-    """Train, score per epoch, recall in materio; archives, figures and a summary in ``out_dir``."""
+             cues_per_pattern: int = 20, materio_cues_per_pattern: int = 5,
+             notify: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train, score per epoch, recall in materio; archives, figures and a summary in ``out_dir``.
+
+    A previous demo's archives are kept, moved to ``out_dir/previous/`` under their start
+    time, and ``notify`` says so before the new run starts (nothing measured is deleted).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     choice = PatternChoice(names=DEMO_PATTERNS)
@@ -48,9 +54,10 @@ def run_demo(out_dir: str | Path, *, epochs: int = 10, progress: bool = True,
     train = TrainHopfield(patterns=choice, epochs=epochs, read_every=0,
                           read_epochs=tuple(e for e in (1, 2, 4, 6, 8) if e < epochs))
     train_file, recall_file = out / "demo-train.h5", out / "demo-recall.h5"
-    replaced = [str(f) for f in (train_file, recall_file) if f.exists()]
-    for f in (train_file, recall_file):
-        f.unlink(missing_ok=True)
+    replaced = keep_previous([train_file, recall_file], out / "previous")
+    for old, new in replaced:
+        if notify is not None:
+            notify(f"the previous demo archive {old} is kept as {new}")
     cues, targets = ref.make_cues(x, cues_per_pattern, CUE_FLIP_FRACTION, 1)
     with Bench.open(DEFAULT_BENCH, simulate=True) as bench:
         runner = Runner(bench, [ArchiveWriter(train_file)], progress=BenchProgress() if progress else None)
@@ -83,6 +90,24 @@ def run_demo(out_dir: str | Path, *, epochs: int = 10, progress: bool = True,
             "final_recall": materio, "final_recall_software": same, "replaced": replaced,
             "archive": str(train_file), "recall_archive": str(recall_file), "figures_dir": str(fig_dir),
             "figures": figures}
+
+
+def keep_previous(files: list[Path], folder: Path) -> list[tuple[str, str]]:
+    """Move existing ``files`` into ``folder``, named by their modification time; (old, new) pairs."""
+    moved = []
+    for f in files:
+        if not f.exists():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(f.stat().st_mtime))
+        target = folder / f"{f.stem}-{stamp}{f.suffix}"
+        k = 1
+        while target.exists():
+            target = folder / f"{f.stem}-{stamp}-{k}{f.suffix}"
+            k += 1
+        f.replace(target)
+        moved.append((str(f), str(target)))
+    return moved
 
 
 def _scores(label: str, epoch: int | None, w: np.ndarray, x: np.ndarray, cues: np.ndarray,

@@ -6,6 +6,7 @@ records. The software reference (clamped-Oja weights) comes from the run's patte
 """
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from dataclasses import dataclass, field
@@ -19,19 +20,27 @@ from matplotlib.figure import Figure
 from lab.app.figures import (
     ACCURACY_KEYS,
     GLYPH_SHAPE,
+    RATE_DEFINITIONS,
     Reference,
     _unit_label,
     accuracy_per_epoch,
     characterization_curves,
     conductance_heatmaps,
     convergence_metrics,
+    device_characterization,
+    learned_change_heatmaps,
     measured_vs_truth,
+    recall_confusion,
     recall_grid,
+    recall_with_confusion,
+    relative_change_heatmaps,
+    retention_curves,
     save,
     threshold_curves,
     weight_convergence,
 )
 from lab.archive import Run
+from lab.archive.access import damaged
 from protocols import hopfield_reference as ref
 from protocols.base import registry
 from protocols.common import PatternChoice
@@ -49,13 +58,49 @@ class Report:
     summary: dict[str, Any] = field(default_factory=dict)
     text: str = ""
     summary_path: Path | None = None
+    terms: set[str] = field(default_factory=set)  # keys of TERMS the figures and lines use
+    objects: dict[str, Figure] = field(default_factory=dict)  # the figures drawn, to inspect or save again
+
+
+# Every term a report may use, defined once; the summary lists those its figures use.
+TERMS = {
+    "G0": "G0: the conductance read before training (the first read of the run)",
+    "ΔG/G0": "ΔG/G0 = (G − G0)/G0: the learned change of a device, in % of its conductance before training",
+    "W": ("W = G − λ·G0, λ = ΣG/ΣG0: the read-out's weight matrix, the learned change with the common drift "
+          "of all devices removed (protocols.readout)"),
+    "epoch": "epoch: one pass of the training over every stored pattern; epoch 0 = before training",
+    "correlation": "correlation r: Pearson r of the off-diagonal weights with the reference (1 = same up to scale)",
+    "distance": "normalised distance: rms difference of the standardised weights, √(2(1 − r)) (0 = same, √2 = unrelated)",
+    **{name: f"{name}: {text}" for name, text in RATE_DEFINITIONS.items()},
+    "overlap": "overlap m = ξ·s/N of a final state s with a stored pattern ξ (1 = identical, −1 = inverted)",
+    "V_d": "V_d: the depinning threshold, the amplitude above which the change per pulse rises steeply (fit)",
+    "onset": "onset: the lowest amplitude at which a change was seen above the read noise",
+    "τ": "τ: relaxation time of the fit G(t) = G_∞ + (G(0) − G_∞)·exp(−t/τ) (∞: no relaxation seen)",
+}
+
+
+def _figures_of(run: Any) -> Mapping[str, str]:
+    cls = registry().get(str(run.protocol_name or ""))
+    return getattr(cls, "figures", {}) if cls is not None else {}
 
 
 def _declared(run: Any, kind: str) -> list[str]:
     """The run's streams that its protocol declares as getting figure ``kind``."""
-    cls = registry().get(str(run.protocol_name or ""))
-    figures: Mapping[str, str] = getattr(cls, "figures", {}) if cls is not None else {}
+    figures = _figures_of(run)
     return [s for s in run.streams if figures.get(s) == kind]
+
+
+def _reads_kind(run: Any) -> str:
+    """What the run's matrix reads are drawn as: ``learned_change`` (a training), ``conductance``
+    (a map of the reads) or ``none``, as its protocol declares under the key ``reads``;
+    undeclared: a learned change if a read before training (epoch 0) is followed by others."""
+    declared = _figures_of(run).get("reads")
+    if declared is not None:
+        return declared
+    ep = np.asarray(run.conductance.coords["epoch"].values, dtype=float)
+    if len(ep) > 1 and np.isfinite(ep[0]) and ep[0] == 0 and np.nanmax(ep) > 0:
+        return "learned_change"
+    return "conductance"
 
 
 def _patterns_from(run: Any, patterns: np.ndarray | None) -> np.ndarray | None:
@@ -75,16 +120,18 @@ def _accuracy_table(run: Any) -> pd.DataFrame | None:
         if not cols:
             continue
         epoch = df["epoch"] if "epoch" in df.columns else pd.Series(run.epoch_at(df["seq"].to_numpy()))
-        if epoch.isna().all():
-            epoch = pd.Series(np.arange(1, len(df) + 1))
+        key = "epoch"
+        if epoch.isna().all():  # a run without training epochs (a recall): its scores by record, not "epoch 1"
+            epoch, key = pd.Series(np.arange(1, len(df) + 1)), "record"
         t = df[cols].astype(float).copy()
-        t.insert(0, "epoch", epoch.to_numpy())
+        t.insert(0, key, epoch.to_numpy())
         frames.append(t)
     if not frames:
         return None
     t = pd.concat(frames)
+    key = t.columns[0]
     # a resumed run may have scored an epoch twice: the last one counts
-    return t.dropna(subset=["epoch"]).groupby("epoch", as_index=False).last().sort_values("epoch")
+    return t.dropna(subset=[key]).groupby(key, as_index=False).last().sort_values(key)
 
 
 def _recall_rows(run: Any, patterns: np.ndarray | None, max_rows: int):
@@ -228,7 +275,16 @@ def _conductance_section(run: Any, rep: Report, lines: list[str], emit: Callable
     G = run.conductance
     epochs = G.coords["epoch"].values
     labels = [f"read {i}" + (f" (epoch {int(e)})" if np.isfinite(e) else "") for i, e in enumerate(epochs)]
-    emit("conductance", conductance_heatmaps(G.values, labels))
+    kind = _reads_kind(run)
+    if kind == "learned_change" and len(G) > 1:
+        emit("conductance", relative_change_heatmaps(G.values, labels))
+        rep.terms.update({"G0", "ΔG/G0", "epoch"})
+        w, _, what = _learned_weights(run, "auto")
+        if what.startswith("change"):
+            emit("learned_weights", learned_change_heatmaps(w, labels[1:], reference[0] if isinstance(reference[0], np.ndarray) else None))
+            rep.terms.add("W")
+    elif kind != "none":
+        emit("conductance", conductance_heatmaps(G.values, labels, title="Conductance matrix" if len(G) == 1 else "Conductance matrices read"))
     first, last = G.values[0], G.values[-1]
     rep.summary["g_mean_first_S"] = float(np.nanmean(first))
     rep.summary["g_mean_last_S"] = float(np.nanmean(last))
@@ -274,10 +330,12 @@ def _learned_weights(run: Any, baseline: str | np.ndarray | None) -> tuple[np.nd
 def _convergence_section(run: Any, rep: Report, lines: list[str], emit: Callable[[str, Figure], None], out: Path,
                          reference: tuple[Reference, str], baseline: str | np.ndarray | None) -> None:
     mats, ep, what = _learned_weights(run, baseline)
-    if not np.isfinite(ep).all():
+    per_epoch = bool(np.isfinite(ep).all())
+    if not per_epoch:
         ep = np.arange(1, len(mats) + 1, dtype=float)
     metrics = convergence_metrics(mats, ep, reference[0], None)
     emit("weight_convergence", weight_convergence(metrics))
+    rep.terms.update({"correlation", "distance", "epoch"})
     metrics.to_csv(out / "weight_convergence.csv", index=False)
     rep.summary["convergence_compared"] = what
     rep.summary["convergence_reference"] = reference[1]
@@ -285,7 +343,8 @@ def _convergence_section(run: Any, rep: Report, lines: list[str], emit: Callable
     rep.summary["convergence_final_distance"] = float(metrics["distance"].iloc[-1])
     lines.append(f"weight convergence ({what}): correlation with {reference[1]} "
                  f"{metrics['correlation'].iloc[-1]:.3f}, normalised distance "
-                 f"{metrics['distance'].iloc[-1]:.3f} at epoch {metrics['epoch'].iloc[-1]:g}")
+                 f"{metrics['distance'].iloc[-1]:.3f} "
+                 + (f"at epoch {metrics['epoch'].iloc[-1]:g}" if per_epoch else "at the last read"))
 
 
 def _report(run: Any, out: Path, reference: tuple[Reference | None, str], patterns: np.ndarray | None,
@@ -303,42 +362,101 @@ def _report(run: Any, out: Path, reference: tuple[Reference | None, str], patter
     ]
     if s["error"]:
         lines.append("error: " + textwrap.shorten(s["error"], 300))
+    if s.get("status") == "interrupted":
+        lines.append("interrupted: the archive says running but no writer holds it (killed or power cut); "
+                     "its committed rows are complete — resume it with hopbench run <protocol> --resume <archive>")
+    if s.get("needs_repair"):
+        lines.append("note: this file " + s["needs_repair"])
 
     def emit(name: str, fig: Figure) -> None:
         rep.figures[name] = save(fig, out / f"{name}.png")
+        rep.objects[name] = fig
 
     if s["reads"]:
         _conductance_section(run, rep, lines, emit, out, reference, baseline)
 
     acc = _accuracy_table(run)
     if acc is not None and len(acc):
-        emit("accuracy", accuracy_per_epoch(acc))
+        per_epoch = "epoch" in acc.columns
+        emit("accuracy", accuracy_per_epoch(acc if per_epoch else acc.rename(columns={"record": "epoch"})))
         acc.to_csv(out / "accuracy.csv", index=False)
+        rep.terms.update(ACCURACY_KEYS[c] for c in acc.columns if c in ACCURACY_KEYS)
+        if per_epoch:
+            rep.terms.add("epoch")
         last = acc.iloc[-1]
         rep.summary["accuracy"] = {k: float(v) for k, v in last.items()}
-        lines.append("accuracy per epoch:")
+        lines.append("accuracy per epoch:" if per_epoch else "recall scores (this run has no training epochs):")
         lines.append("  " + acc.to_string(index=False, float_format=lambda v: f"{v:.3f}").replace("\n", "\n  "))
 
     rows = _recall_rows(run, _patterns_from(run, patterns), max_recall_rows)
     if rows is not None:
         cues, finals, targets, titles = rows
-        if cues.shape[1] == glyph_shape[0] * glyph_shape[1]:
-            emit("recall", recall_grid(cues, finals, targets, glyph_shape, titles))
-        else:
+        shape = glyph_shape
+        if cues.shape[1] != glyph_shape[0] * glyph_shape[1]:
             side = int(math.ceil(math.sqrt(cues.shape[1])))
-            if side * side == cues.shape[1]:
-                emit("recall", recall_grid(cues, finals, targets, (side, side), titles))
+            shape = (side, side) if side * side == cues.shape[1] else None
+        confusion = _confusion(run)
+        if shape is not None and confusion is not None:
+            emit("recall", recall_with_confusion(cues, finals, targets, shape, titles, *confusion))
+            rep.terms.update({"overlap", "exact recall"})
+            rep.summary["confusion"] = confusion[0].tolist()
+        elif shape is not None:
+            emit("recall", recall_grid(cues, finals, targets, shape, titles))
 
     for name, fig in _characterization(run):
         emit(name, fig)
     for stream in _declared(run, "threshold"):
         emit(f"learning_rule_{stream}", threshold_curves(run.records(stream).to_dict(orient="records")))
+        rep.terms.update({"V_d"})
+    for stream in _declared(run, "device"):
+        for _, rec in run.records(stream).iterrows():
+            emit(f"device_{rec.get('lines', rec['record'])}", device_characterization(rec.to_dict()))
+            rep.terms.update({"V_d", "onset", "G0"})
+    for stream in _declared(run, "retention"):
+        for _, rec in run.records(stream).iterrows():
+            emit(f"retention_{rec['record']}", _retention_figure(run, rec.to_dict()))
+            rep.terms.add("τ")
 
     lines.append("figures: " + (", ".join(p.name for p in rep.figures.values()) or "none"))
+    if rep.terms:
+        lines.append("terms:")
+        lines.extend(f"  {TERMS[t]}" for t in TERMS if t in rep.terms)
     rep.text = "\n".join(lines) + "\n"
     rep.summary_path = out / "summary.txt"
     rep.summary_path.write_text(rep.text, encoding="utf-8")
     return rep
+
+
+def _confusion(run: Any) -> tuple[np.ndarray, list[str]] | None:
+    """Per-pattern outcome counts of the run's latest recall campaign, and the pattern names."""
+    streams = _declared(run, "recall")
+    if not streams:
+        return None
+    df = run.records(streams[0])
+    if "target" not in df.columns or "overlaps" not in df.columns or not df["target"].map(np.isscalar).all():
+        return None
+    df = df.tail(200)
+    ok = df["target"].astype(float) >= 0
+    if not ok.any():
+        return None
+    conf = recall_confusion(df.loc[ok, "target"].astype(int), list(df.loc[ok, "overlaps"]))
+    p = run.protocol_params.get("patterns")
+    names = list(p.get("names") or []) if isinstance(p, Mapping) else []
+    names = [str(names[i]) if i < len(names) else f"#{i}" for i in range(conf.shape[0])]
+    return conf, names
+
+
+def _retention_figure(run: Any, rec: Mapping[str, Any]) -> Figure:
+    g = np.asarray(rec["g"], float)
+    g = g.reshape(len(rec["times_s"]), -1)
+    tau, g_inf = np.atleast_1d(rec.get("tau_s", [])), np.atleast_1d(rec.get("g_inf", []))
+    fits = [{"tau_s": float(tau[d]) if d < tau.size else np.nan, "g_inf": float(g_inf[d]) if d < g_inf.size else np.nan}
+            for d in range(g.shape[1])]
+    pairs = run.protocol_params.get("pairs")
+    names = run.line_names
+    labels = (["-".join(str(names[x]) if isinstance(x, int) and x < len(names) else str(x) for x in pair) for pair in pairs]
+              if pairs else [f"device {d}" for d in range(g.shape[1])])
+    return retention_curves(np.asarray(rec["times_s"], float), g, fits, labels)
 
 
 def report_run(run_file: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
@@ -348,8 +466,15 @@ def report_run(run_file: str | Path, out_dir: str | Path | None = None) -> dict[
         raise FileNotFoundError(f"{run_file}: no such run archive")
     out = Path(out_dir) if out_dir is not None else run_file.with_suffix("")
     with Run(run_file) as run:
-        patterns, reference = _reference_for(run)
-        rep = report(run, out, reference=reference, patterns=patterns, reference_name=REFERENCE_NAME)
+        try:
+            patterns, reference = _reference_for(run)
+            rep = report(run, out, reference=reference, patterns=patterns, reference_name=REFERENCE_NAME)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # HDF5 or JSON found damage
+            raise damaged(run_file, exc) from None
+        except KeyError as exc:
+            if "Unable to" not in str(exc):  # h5py's words for an unreadable object; others are ours
+                raise
+            raise damaged(run_file, exc) from None
     return {"summary": rep.text, "figures": [str(p) for p in rep.figures.values()], "out_dir": str(out),
             "values": rep.summary}
 

@@ -55,7 +55,7 @@ class SweepSpec(BaseModel):
     fixed: dict[str, Any] = Field(default_factory=dict)  # protocol parameters for every point
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     random: dict[str, RandomRange] = Field(default_factory=dict)
-    metric: str | None = None  # summary column to plot; default: first numeric result
+    metric: str | None = None  # summary column to plot (an unknown name is an error); default: first numeric result
 
     @field_validator("grid", "random")
     @classmethod
@@ -183,6 +183,7 @@ def run_point(point: SweepPoint) -> dict[str, Any]:
         os.replace(part, point.archive)
         row.update(status=summary.status, bench_time_s=summary.bench_time_s, error="")
         row.update(_scalar_results(summary.results))
+        row.update(read_error(point.archive))
     except Exception as exc:  # a failed point is data, not a crash of the sweep
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         row["traceback"] = traceback.format_exc(limit=5)
@@ -199,6 +200,12 @@ def run_sweep(
     runner: Callable[[SweepPoint], dict[str, Any]] = run_point,
 ) -> pd.DataFrame:
     """Run every point on Dask and return one row per point, ordered by point index."""
+    # 0 workers would wait for ever for a worker to take the first point; more than the
+    # machine has cores only thrashes (each point is one CPU-bound process).
+    max_workers = max(os.cpu_count() or 1, 1) * 4
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= max_workers:
+        raise ValueError(f"--workers {workers!r}: needs 1..{max_workers} workers (this machine has "
+                         f"{os.cpu_count()} cores)")
     from distributed import Client, LocalCluster, as_completed
 
     if scheduler:
@@ -229,6 +236,35 @@ def run_sweep(
     return pd.DataFrame(rows).sort_values("point").reset_index(drop=True)
 
 
+def read_error(archive: str | Path) -> dict[str, float]:
+    """How far the point's last conductance read is from the simulator's truth.
+
+    ``read_error_rel``: RMS over the devices read of (G_measured − G_true)/G_true. A dry run
+    knows the truth, so a sweep can score a measurement scheme by its real error, not only
+    by the scatter it reports. Empty when the run read no matrix.
+    """
+    from lab.archive import Run
+
+    try:
+        with Run(archive) as run:
+            if not run.counts["reads"]:
+                return {}
+            g, truth = run.g.values[-1], run.truth.values[-1]
+    except Exception:  # a point without a readable archive has its error already
+        return {}
+    ok = np.isfinite(g) & np.isfinite(truth) & (truth != 0)
+    if not ok.any():
+        return {}
+    return {"read_error_rel": float(np.sqrt(np.mean(((g[ok] - truth[ok]) / truth[ok]) ** 2)))}
+
+
+def metric_columns(table: pd.DataFrame, varied: Iterable[str] = ()) -> list[str]:
+    """The summary's numeric columns a sweep can plot (the varied parameters and bookkeeping excluded)."""
+    ok = table[table["status"] == "complete"] if "status" in table else table
+    skip = {"point", "wall_s", *varied}
+    return [c for c in ok.columns if c not in skip and pd.api.types.is_numeric_dtype(ok[c])]
+
+
 def run_serial(points: Iterable[SweepPoint], runner: Callable[[SweepPoint], dict[str, Any]] = run_point) -> pd.DataFrame:
     return pd.DataFrame([runner(p) for p in points]).sort_values("point").reset_index(drop=True)
 
@@ -241,9 +277,16 @@ def summary_figure(table: pd.DataFrame, varied: list[str], metric: str | None, p
     import matplotlib.pyplot as plt
 
     ok = table[table["status"] == "complete"] if "status" in table else table
-    skip = {"point", "bench_time_s", "wall_s", *varied}
-    numeric = [c for c in ok.columns if c not in skip and pd.api.types.is_numeric_dtype(ok[c])]
-    metric = metric if metric in ok.columns else (numeric[0] if numeric else None)
+    numeric = metric_columns(table, varied)
+    if metric is not None and metric not in numeric:
+        import difflib
+
+        close = difflib.get_close_matches(metric, numeric, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"sweep metric {metric!r} is not a numeric column of the summary; {hint}"
+                         f"the columns: {', '.join(numeric) or '(none: no point completed)'}")
+    if metric is None:
+        metric = next((c for c in numeric if c != "bench_time_s"), None)
     if metric is None or not varied:
         return None
     fig, axes = plt.subplots(1, len(varied), figsize=(4.2 * len(varied), 3.4), squeeze=False)

@@ -4,7 +4,10 @@
 makes a file's tree from it; :mod:`~lab.archive.writer` appends to it
 (:class:`ArchiveWriter`, a run observer) and resumes it; :mod:`~lab.archive.reader` reads it
 back (:func:`open_run`, :func:`list_runs`); :mod:`~lab.archive.blocks` and
-:mod:`~lab.archive.jsonio` are the low-level HDF5 and JSON helpers.
+:mod:`~lab.archive.jsonio` are the low-level HDF5 and JSON helpers; :mod:`~lab.archive.writelock`
+keeps one writer per file and tells a reader whether it lives; :mod:`~lab.archive.access`
+opens a file for reading without hanging on damage; :mod:`~lab.archive.repair` clears a dead
+writer's flags so every HDF5 tool opens the file.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lab.archive.blocks import clear_status_flags
 from lab.archive.jsonio import to_json
 from lab.archive.layout import COUNTERS, LAYOUT_VERSION, LIBVER, STATUSES, TABLES
+from lab.archive.writelock import writer_alive
 from lab.archive.writer import ArchiveError, ArchiveWriter, ResumePoint
 
 if TYPE_CHECKING:
@@ -58,4 +62,5 @@ __all__ = [
     "list_runs",
     "open_run",
     "to_json",
+    "writer_alive",
 ]

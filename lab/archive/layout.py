@@ -7,13 +7,13 @@ Every table has a compound log row in ``/entry/log/<name>`` and may have array
 them. The writer creates, buffers, commits and truncates, and the reader reads, by walking
 :data:`TABLES`; adding a table is one entry there.
 
-Layout (version 1; N neurons, D devices, L lines, k = rows so far; units in @units)::
+Layout (version 2; N neurons, D devices, L lines, k = rows so far; units in @units)::
 
-    / @NX_class=NXroot @default=entry @hopbench_layout_version=1
+    / @NX_class=NXroot @default=entry @hopbench_layout_version=2
     /entry  NXentry @default=data
         title run_id program_name(@version @git_revision) start_time
         end_time status error          fixed-size, overwritten at finish
-        committed                      compound scalar: committed rows per table (the truth)
+        committed                      compound (1,): committed rows per table (the truth)
         instrument/  NXinstrument      bench_text bench_parsed(JSON) simulated sim_preset(JSON)
                                        host v_max v_read_max default_v_read max_pulse_width
         sample/      NXsample          topology n_neurons n_devices n_lines line_names
@@ -29,16 +29,24 @@ Layout (version 1; N neurons, D devices, L lines, k = rows so far; units in @uni
 
 Files written before ``RunInfo.extra`` was dropped also hold ``protocol/extra`` (always
 ``{}``); readers ignore it.
+
+Version 1 differs only in ``/entry/committed``: a compound *scalar*, which NeXus readers
+(nexusformat) refuse to load; version 2 stores the same row as a one-element array. Both
+are read (:func:`read_committed`) and appended to.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-LAYOUT_VERSION = 1
+if TYPE_CHECKING:
+    import h5py
+
+LAYOUT_VERSION = 2
+APPENDABLE_VERSIONS = (1, 2)  # layouts the writer may resume into (they differ in `committed`'s shape only)
 LIBVER = ("v110", "v110")
 STATUSES = ("running", "complete", "aborted", "failed")
 ERROR_BYTES = 8192
@@ -203,11 +211,17 @@ JSON_CHUNK = 65536
 JSON_LONG_NAME = "UTF-8 JSON texts, concatenated; rows point in with (json_offset, json_length)"
 JSON_DESCRIPTION = "text = bytes(json[offset:offset+length]).decode('utf-8'); NaN may appear (Python JSON)"
 
-# /entry/committed: the commit counter, one compound scalar.
+# /entry/committed: the commit counter, one compound row (shape (1,); () in layout version 1).
+COMMITTED_SHAPE = (1,)
 COUNTERS: tuple[str, ...] = tuple(t.name for t in TABLES) + ("json_bytes", "commits")
 COMMITTED_DTYPE = np.dtype([(name, "<i8") for name in COUNTERS] + [("t_wall", "<f8")])
 COMMITTED_UNITS = json.dumps({"json_bytes": "byte", "t_wall": T_WALL_UNITS})
 COUNTED_PATHS: Mapping[str, tuple[str, ...]] = {**{t.name: t.paths for t in TABLES}, "json_bytes": (JSON_PATH,)}
+
+
+def read_committed(ds: "h5py.Dataset") -> np.ndarray:
+    """The commit row of ``/entry/committed`` as a 0-d record, whatever the layout version."""
+    return np.asarray(ds[()]).reshape(())
 
 
 def counts_dict(row: np.ndarray) -> dict[str, int]:

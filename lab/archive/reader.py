@@ -1,8 +1,10 @@
 """Read run archives: one run as an object with tidy pandas tables and xarray arrays.
 
-Files are opened with ``swmr=True`` when possible, so a run still being written (or one
-whose writer was killed) reads exactly its committed rows; :meth:`Run.refresh` picks up
-what a live writer committed since. Row counts come from ``/entry/committed``, never
+Files are opened by :func:`lab.archive.access.open_h5`: with ``swmr=True`` while a writer
+holds them (or a dead writer left its flags), so a run still being written, or one whose
+writer was killed, reads exactly its committed rows; :meth:`Run.refresh` picks up what a
+live writer committed since. A damaged or truncated file is one :class:`ArchiveFormatError`
+naming it, raised at once, never a hang. Row counts come from ``/entry/committed``, never
 from dataset shapes; which counter a dataset follows, and the dimensions of its arrays,
 come from :data:`lab.archive.layout.TABLES`.
 """
@@ -19,22 +21,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from lab.archive.layout import COLUMN, COUNTED_PATHS, LAYOUT_VERSION, TABLE, counts_dict
+from lab.archive.access import ArchiveFormatError, damaged, open_h5
+from lab.archive.writelock import writer_alive
+from lab.archive.layout import COLUMN, COUNTED_PATHS, LAYOUT_VERSION, TABLE, counts_dict, read_committed
 from lab.operations import BenchInfo
 
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
 
-
-class ArchiveFormatError(ValueError):
-    pass
-
-
-def _open(path: Path) -> tuple[h5py.File, bool]:
-    try:
-        return h5py.File(path, "r", swmr=True), True
-    except OSError:
-        # Files written without SWMR (or by a writer that is still open without it).
-        return h5py.File(path, "r", locking=False), False
+# What a reader reports for a file that says "running" while no writer holds it.
+INTERRUPTED = "interrupted"
+REPAIR_HINT = ("opens only with swmr=True (its writer died before closing it); "
+               "`hopbench repair {path}` lets HDFView, MATLAB and h5py's plain open read it")
 
 
 def _s(value: Any) -> str:
@@ -70,22 +67,34 @@ class _Text:
 class Run:
     """One archived run. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, locking: bool = True):
+        # locking=False: take no HDF5 file lock, for a reader that keeps a file open while
+        # another process may resume it (the resuming writer needs the file unlocked)
         self.path = Path(path)
-        self.file, self.swmr = _open(self.path)
+        opened = open_h5(self.path, locking)
+        self.file, self.swmr = opened.file, opened.swmr
+        self._live = opened.live
+        self.flags_set = opened.flags_set  # True: plain HDF5 tools refuse it until `hopbench repair`
+        try:
+            self._check_tree()
+            self.refresh()
+        except BaseException as exc:
+            self.file.close()
+            if isinstance(exc, (OSError, KeyError, ValueError)) and not isinstance(exc, ArchiveFormatError):
+                raise damaged(self.path, exc) from None
+            raise
+
+    def _check_tree(self) -> None:
         f = self.file
         if "entry" not in f or "hopbench_layout_version" not in f.attrs:
-            f.close()
             raise ArchiveFormatError(f"{self.path}: not a hopbench run archive")
         self.layout_version = int(f.attrs["hopbench_layout_version"])
         if self.layout_version not in SUPPORTED_VERSIONS:
-            f.close()
             raise ArchiveFormatError(
                 f"{self.path}: layout version {self.layout_version}; this reader knows {SUPPORTED_VERSIONS}"
                 + (" (a newer hopbench wrote it)" if self.layout_version > LAYOUT_VERSION else "")
             )
         self.entry = f["entry"]
-        self.refresh()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -95,7 +104,7 @@ class Run:
         if self.swmr:
             for name in ("committed", "status", "error", "end_time"):
                 e[name].refresh()
-        c = e["committed"][()]
+        c = read_committed(e["committed"])
         self.counts: dict[str, int] = counts_dict(c)
         self.committed_at = float(c["t_wall"])
         for key in [k for k in self.__dict__ if k.startswith("_cache_") or k in _CACHED]:
@@ -117,7 +126,10 @@ class Run:
     # ---------------------------------------------------------------- low level
 
     def _ds(self, name: str) -> h5py.Dataset:
-        ds = self.entry[name]
+        try:
+            ds = self.entry[name]
+        except KeyError as exc:  # h5py's word for an object it could not read, too
+            raise damaged(self.path, exc) from None
         if self.swmr and name not in self._refreshed:
             ds.refresh()
             self._refreshed.add(name)
@@ -125,7 +137,15 @@ class Run:
 
     def rows(self, name: str, counter: str | None = None) -> np.ndarray:
         """The committed rows of dataset ``name`` (path under /entry); the layout knows its counter."""
-        return self._ds(name)[: self.counts[counter or _COUNTER_OF[name]]]
+        ds = self._ds(name)
+        k = self.counts[counter or _COUNTER_OF[name]]
+        if not 0 <= k <= ds.shape[0]:  # the writer writes rows before it counts them
+            raise ArchiveFormatError(f"{self.path}: damaged run archive ({k} rows of {name} committed, "
+                                     f"{ds.shape[0]} on disk)")
+        try:
+            return ds[:k]
+        except OSError as exc:
+            raise damaged(self.path, exc) from None
 
     def _log(self, table: str, json_as: str | None = None) -> pd.DataFrame:
         """The committed rows of ``/entry/log/<table>``, strings decoded; with ``json_as``, the
@@ -137,21 +157,50 @@ class Run:
         return df
 
     def text(self, offset: int, length: int) -> str:
-        return self._json_bytes[offset: offset + length].tobytes().decode("utf-8")
+        try:
+            return self._json_bytes[offset: offset + length].tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArchiveFormatError(f"{self.path}: damaged run archive (log/json at byte {offset}: {exc.reason})") from None
 
     def json_at(self, offset: int, length: int) -> Any:
-        return json.loads(self.text(int(offset), int(length)))
+        try:
+            return json.loads(self.text(int(offset), int(length)))
+        except json.JSONDecodeError as exc:
+            raise ArchiveFormatError(f"{self.path}: damaged run archive (log/json at byte {offset}: {exc.msg})") from None
 
     @cached_property
     def _json_bytes(self) -> np.ndarray:
         return self.rows("log/json")
 
     def _scalar(self, name: str) -> str:
-        return _s(self.entry[name][()])
+        try:
+            return _s(self.entry[name][()])
+        except (KeyError, OSError) as exc:
+            raise damaged(self.path, exc) from None
 
     # ---------------------------------------------------------------- provenance
 
-    status = _Text("status")
+    recorded_status = _Text("status")  # what the file says: running | complete | aborted | failed
+
+    @property
+    def status(self) -> str:
+        """The recorded status, except ``interrupted`` for a run that says ``running`` while no
+        writer holds its lock (killed, power cut): it will never finish by itself."""
+        status = self.recorded_status
+        return INTERRUPTED if status == "running" and self.writer_alive() is False else status
+
+    def writer_alive(self) -> bool | None:
+        """Whether a writer holds this file now (None: this platform cannot tell); asked anew each call."""
+        self._live = writer_alive(self.path)
+        return self._live
+
+    @property
+    def needs_repair(self) -> str | None:
+        """Why plain HDF5 tools refuse this file (None if they open it): a dead writer's flags."""
+        if self.flags_set and self._live is False:
+            return REPAIR_HINT.format(path=self.path)
+        return None
+
     error = _Text("error")
     end_time = _Text("end_time")
     start_time = _Text("start_time")
@@ -434,7 +483,8 @@ class Run:
         t_bench = float(ops["t_bench"][-1] + ops["duration"][-1]) if len(ops) else 0.0
         t_wall = float(ops["t_wall"][-1] - ops["t_wall"][0]) if len(ops) else 0.0
         return {
-            "run_id": self.run_id, "protocol": self.protocol_name, "status": self.status, "error": self.error,
+            "run_id": self.run_id, "protocol": self.protocol_name, "status": self.status,
+            "recorded_status": self.recorded_status, "needs_repair": self.needs_repair, "error": self.error,
             "start_time": self.start_time, "end_time": self.end_time, "operations": self.counts["operations"],
             "reads": self.counts["reads"], "records": self.counts["records"], "checkpoints": self.counts["checkpoints"],
             "resumes": self.counts["resumes"], "bench_time_s": t_bench, "wall_time_s": t_wall,
@@ -464,8 +514,13 @@ def list_runs(folder: str | os.PathLike[str], pattern: str = "*.h5") -> pd.DataF
                 row.update({k: s[k] for k in ("run_id", "status", "protocol", "start_time", "end_time",
                                                "operations", "reads", "resumes")})
                 row["layout_version"] = r.layout_version
-        except Exception as exc:  # listing must survive a bad file
-            row.update({"status": "unreadable", "error": f"{type(exc).__name__}: {exc}"})
+                if s["needs_repair"]:
+                    row["note"] = s["needs_repair"]
+        except Exception as exc:  # listing must survive a bad file: one line, then the next file
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            text = text.removeprefix(f"{p}: ")  # the row names the file
+            row.update({"status": "unreadable",
+                        "error": text if isinstance(exc, ArchiveFormatError) else f"{type(exc).__name__}: {text}"})
         rows.append(row)
     cols = ["path", "run_id", "status", "protocol", "start_time", "end_time", "size_bytes", "operations",
             "reads", "resumes", "layout_version"]

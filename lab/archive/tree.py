@@ -16,9 +16,11 @@ import numpy as np
 
 from lab.archive.blocks import BufferedTable, ByteStream, chunk_rows, dataset, growing, nx_group, text
 from lab.archive.jsonio import archived_json
+from lab.archive.access import damaged, open_h5
 from lab.archive.layout import (
     AXES,
     COMMITTED_DTYPE,
+    COMMITTED_SHAPE,
     COMMITTED_UNITS,
     COUNTED_PATHS,
     ERROR_BYTES,
@@ -73,7 +75,7 @@ def _create_run(e: h5py.Group, info: RunInfo) -> None:
             data=np.bytes_(""), dtype=h5py.string_dtype("utf-8", ERROR_BYTES))
     committed = dataset(e, "committed", units="see field_units",
                         long_name="commit counter: rows of each table that are complete (trust this, not shapes)",
-                        data=np.zeros((), COMMITTED_DTYPE))
+                        data=np.zeros(COMMITTED_SHAPE, COMMITTED_DTYPE))
     committed.attrs["field_units"] = COMMITTED_UNITS
 
 
@@ -168,12 +170,12 @@ def truncate(f: h5py.File, counts: Mapping[str, int]) -> None:
 
 
 def peek_status(path: Path) -> str:
-    try:
-        with h5py.File(path, "r", swmr=True) as f:
+    """The status the file records (a damaged file raises ArchiveFormatError, never hangs)."""
+    with open_h5(path).file as f:
+        try:
             return f["entry/status"][()].decode()
-    except OSError:
-        with h5py.File(path, "r", locking=False) as f:
-            return f["entry/status"][()].decode()
+        except (KeyError, OSError) as exc:  # h5py's KeyError: an object it could not read
+            raise damaged(path, exc) from None
 
 
 def last_checkpoint(f: h5py.File, counts: Mapping[str, int]) -> tuple[dict[str, Any] | None, int | None]:

@@ -22,25 +22,32 @@ Why it looks the way it does (measurements in the project's HDF5 notes):
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import math
 import os
-import struct
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import h5py
 import numpy as np
 
 from lab.archive.blocks import BufferedTable, ByteStream, clear_status_flags, fixed_string
 from lab.archive.jsonio import archived_json, numeric_items
-from lab.archive.layout import COMMITTED_DTYPE, ERROR_BYTES, LAYOUT_VERSION, LIBVER, STATUSES, counts_dict
+from lab.archive.access import FLAGS_WORDS, check_length, damaged, open_h5
+from lab.archive.layout import (
+    APPENDABLE_VERSIONS,
+    COMMITTED_DTYPE,
+    ERROR_BYTES,
+    LIBVER,
+    STATUSES,
+    counts_dict,
+    read_committed,
+)
 from lab.archive.tree import bind_tables, create_tree, last_checkpoint, now_iso, peek_status, truncate
-from lab.lock import OwnedLock, lock_path
+from lab.archive.writelock import ArchiveError
+from lab.archive.writelock import WriterLock as _WriterLock
 from lab.observer import TWIN_STATE, OperationRecord, RunInfo, RunStatus
 from lab.operations import ApplyResult, Checkpoint, MatrixResult, MultiplyResult, PairResult, Record
 
@@ -69,79 +76,6 @@ class ResumePoint:
     def next_index(self) -> int:
         """Plan index to number the resumed operations from (``Runner.run(start_index=...)``)."""
         return 0 if self.checkpoint_index is None else self.checkpoint_index + 1
-
-
-class ArchiveError(RuntimeError):
-    pass
-
-
-class _WriterLock:
-    """Keeps a second writer off a run file while this one lives (released on close or death).
-
-    HDF5's own lock cannot: it drops its file lock when SWMR writing starts (so readers
-    may open), and a crashed SWMR writer's flags look the same as a live writer's. So the
-    writer takes an open-file-description lock on a byte range far past the end of the file
-    (Linux F_OFD_SETLK): readers' flock()s do not see it, and it belongs to this open file,
-    so an in-process reader closing the same file does not release it.
-
-    Why not :mod:`lab.lock` (filelock) everywhere: filelock locks a whole file of its own.
-    On the archive itself it would collide with the flock HDF5 readers take (readers must
-    never be blocked), and filelock truncates or unlinks its lock file. On a side file it
-    would put a second file next to every run, or, in the host-local lock folder, stop
-    guarding a run on a shared drive written from two hosts, and an archive reached by
-    another path (hard link, other mount) would go unguarded. The byte-range lock sits on
-    the archive's own inode and is invisible to readers. Only where there is no ``fcntl``
-    (Windows) does the writer fall back to :class:`lab.lock.OwnedLock` keyed by the file's
-    real path: a second writer on this host is still refused, readers are still unaffected.
-    """
-
-    _held: set[str] = set()  # for the POSIX-lock fallback, which a process does not conflict with
-
-    def __init__(self, path: Path, create: bool = False):
-        self.key = os.path.realpath(path)
-        if self.key in self._held:
-            raise ArchiveError(f"{path}: already open for writing in this process")
-        self.fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
-        self._portable: OwnedLock | None = None
-        try:
-            self._lock()
-        except OSError as exc:
-            os.close(self.fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise ArchiveError(f"{path}: another process is writing this run") from exc
-            raise
-        self._held.add(self.key)
-
-    def _lock(self) -> None:
-        try:
-            import fcntl  # POSIX only
-        except ImportError:  # Windows: lab.lock's portable lock (see the class docstring)
-            self._portable = OwnedLock(lock_path(f"archive {self.key}"))
-            if not self._portable.acquire():
-                raise OSError(errno.EAGAIN, f"held by {self._portable.holder()}") from None
-            return
-        if hasattr(fcntl, "F_OFD_SETLK"):
-            arg = struct.pack("hhxxxxqqixxxx", fcntl.F_WRLCK, os.SEEK_SET, 1 << 62, 1, 0)
-            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, arg)
-        else:  # classic POSIX lock: released if this process closes any descriptor of the file
-            fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1 << 62)
-
-    @contextmanager
-    def released_on_error(self) -> Iterator[None]:
-        """Release the lock if the block fails (the file it guards was not opened for good)."""
-        try:
-            yield
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            if self._portable is not None:
-                self._portable.release()
-            os.close(self.fd)
-            self.fd = -1
-            self._held.discard(self.key)
 
 
 class ArchiveWriter:
@@ -228,6 +162,20 @@ class ArchiveWriter:
         self._add_checkpoint(index, state, time.time())
         self.commit()
 
+    def bench_state(self, phase: str, state: Mapping[str, Any]) -> None:
+        """What the runner confirmed about the bench (``phase`` "start" or "end"), durable at once.
+
+        Kept as a record of stream ``bench_state.<phase>`` (no operation row: plan indices
+        and operation counts stay the protocol's).
+        """
+        if self.file is None or self.finished:
+            return
+        times = {"seq": self._tables["operations"].count - 1, "index": -1, "t_wall": time.time(),
+                 "t_bench": self._t_bench_end}
+        self._append_record(times, Record(stream=f"bench_state.{phase}", values=dict(state)))
+        self._dirty = True
+        self.commit()
+
     def finish(self, status: RunStatus, error: str | None = None) -> None:
         if self.finished or self.file is None:
             return
@@ -253,8 +201,13 @@ class ArchiveWriter:
 
     # ---------------------------------------------------------------- resume
 
+    @staticmethod
+    def hold(path: str | os.PathLike[str]) -> "_WriterLock":
+        """Keep other writers off an existing run file without changing it (pass to :meth:`resume`)."""
+        return _WriterLock(Path(path))
+
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], **kw: Any) -> "ArchiveWriter":
+    def resume(cls, path: str | os.PathLike[str], *, held: "_WriterLock | None" = None, **kw: Any) -> "ArchiveWriter":
         """Reopen an unfinished run for appending; see :attr:`resume_point`.
 
         Rows past the committed counts (written before a crash but never committed) are
@@ -265,8 +218,9 @@ class ArchiveWriter:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such archive")
-        lock = _WriterLock(path)
+        lock = held if held is not None else _WriterLock(path)
         with lock.released_on_error():
+            check_length(path)  # we hold the lock: nobody is growing the file, a short one is cut off
             status = peek_status(path)
             if status == "complete":
                 raise ArchiveError(f"{path}: the run is complete; nothing to resume")
@@ -321,7 +275,7 @@ class ArchiveWriter:
         counts = {name: t.count for name, t in self._tables.items()}
         counts["json_bytes"] = self._json.count
         counts["commits"] = self._commits + 1
-        row = np.zeros((), COMMITTED_DTYPE)
+        row = np.zeros(self._committed_shape, COMMITTED_DTYPE)  # (1,); () in a layout-1 file
         for name, value in counts.items():
             row[name] = value
         row["t_wall"] = time.time()
@@ -390,6 +344,7 @@ class ArchiveWriter:
         self._n, self._d, self._l = int(s["n_neurons"][()]), int(s["n_devices"][()]), int(s["n_lines"][()])
         self._tables, self._json = bind_tables(e, c, self.direct_chunks)
         self._committed_id = e["committed"].id
+        self._committed_shape = e["committed"].shape
 
     def _log_operation(self, rec: OperationRecord) -> None:
         if self.file is None:
@@ -512,14 +467,18 @@ def _open_for_append(path: Path) -> h5py.File:
     try:
         f = h5py.File(path, "r+", libver=LIBVER)
     except OSError as exc:
-        if "already open for write" not in str(exc):
-            raise
+        if FLAGS_WORDS not in str(exc):
+            raise damaged(path, exc) from None
+        check_length(path)  # never clear the flags of (and so write to) a cut-off file
         clear_status_flags(path)  # a crashed SWMR writer: our lock proves it is gone
-        f = h5py.File(path, "r+", libver=LIBVER)
+        try:
+            f = h5py.File(path, "r+", libver=LIBVER)
+        except OSError as exc:
+            raise damaged(path, exc) from None
     version = int(f.attrs.get("hopbench_layout_version", 0))
-    if version != LAYOUT_VERSION:
+    if version not in APPENDABLE_VERSIONS:
         f.close()
-        raise ArchiveError(f"{path}: layout version {version}, this writer appends only to {LAYOUT_VERSION}")
+        raise ArchiveError(f"{path}: layout version {version}, this writer appends only to {APPENDABLE_VERSIONS}")
     return f
 
 
@@ -537,7 +496,7 @@ def _start_swmr(f: h5py.File, prepare: Callable[[h5py.File], _T]) -> _T:
 
 def _reopen(f: h5py.File, path: Path, status: str) -> tuple[np.ndarray, ResumePoint]:
     """Cut the file back to its committed rows, say where the run stands, mark it running again."""
-    committed = f["entry/committed"][()]
+    committed = read_committed(f["entry/committed"])
     point = _resume_point(f, path, status, committed)
     f["entry/status"][()] = np.bytes_("running")
     f["entry/end_time"][()] = np.bytes_("")
@@ -545,10 +504,19 @@ def _reopen(f: h5py.File, path: Path, status: str) -> tuple[np.ndarray, ResumePo
     return committed, point
 
 
-def _resume_point(f: h5py.File, path: Path, status: str, committed: np.ndarray) -> ResumePoint:
-    """Cut the file back to its committed rows and say where the run stands."""
+def peek_resume_point(path: str | os.PathLike[str]) -> ResumePoint:
+    """Where :meth:`ArchiveWriter.resume` would continue ``path``, read without changing a byte."""
+    path = Path(path)
+    status = peek_status(path)
+    with open_h5(path).file as f:
+        return _resume_point(f, path, status, read_committed(f["entry/committed"]), cut=False)
+
+
+def _resume_point(f: h5py.File, path: Path, status: str, committed: np.ndarray, cut: bool = True) -> ResumePoint:
+    """Cut the file back to its committed rows (unless not ``cut``) and say where the run stands."""
     counts = counts_dict(committed)
-    truncate(f, counts)
+    if cut:
+        truncate(f, counts)
     state, ckpt_index = last_checkpoint(f, counts)
     sample_state = state.pop(TWIN_STATE, None) if state is not None else None
     protocol = f["entry/protocol"]

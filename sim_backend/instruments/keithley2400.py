@@ -137,8 +137,7 @@ class Keithley2400(ScpiSourceMeter):
         delay = float(stored(self.settings, SETTINGS_BY_NAME["delay"]))
         readings = []
         for _ in range(count):
-            if delay:
-                self.bench.advance(delay)
+            self.advance_bounded(delay, "trigger delay")
             readings.append(self._one_reading())
         if turn_on and self.auto_output_off and not leave_on:
             smu.set_output(False)

@@ -233,8 +233,7 @@ class Keithley2450(ScpiSourceMeter):
         if kind == "LOOP":
             count, delay, buf = args
             for _ in range(count):
-                if delay:
-                    self.bench.advance(delay)
+                self.advance_bounded(delay, "trigger delay")
                 self._take(buf)
         elif kind == "SWEEP":
             levels, delay, count, buf = args
@@ -247,8 +246,7 @@ class Keithley2450(ScpiSourceMeter):
                 for _ in range(count):
                     for level in levels:
                         ch.set_level(level)
-                        if delay:
-                            self.bench.advance(delay)
+                        self.advance_bounded(delay, "sweep delay")
                         self._take(buf)
             finally:
                 ch.set_level(idle)

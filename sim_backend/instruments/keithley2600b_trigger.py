@@ -144,7 +144,7 @@ def _point(inst: Any, state: Any, tm: TriggerModel, n: int, period: float | None
         ch.bench.set_level(ch.bus, tm.levels[n % len(tm.levels)])
     delay = state.source["delay"]
     if delay > 0:
-        inst.bench.advance(delay)
+        inst.advance_bounded(delay, f"{state.path}.source.delay")
     if tm.settings["measure.action"]:
         v, i, comp = ch.measure()
         values = {"i": (i,), "v": (v,), "iv": (i, v), "r": (v / i if i else 9.91e37,), "p": (v * i,)}[tm.measure_what]
@@ -153,10 +153,10 @@ def _point(inst: Any, state: Any, tm: TriggerModel, n: int, period: float | None
             b.append(value, inst._now(), level, 2.0 if comp else 0.0)
     if tm.settings["endpulse.action"]:
         if width is not None and inst._now() < start + width:
-            inst.bench.advance(start + width - inst._now())
+            inst.advance_bounded(start + width - inst._now(), "trigger pulse width")
         ch.bench.set_level(ch.bus, ch.level)
     if period is not None and inst._now() < start + period:
-        inst.bench.advance(start + period - inst._now())
+        inst.advance_bounded(start + period - inst._now(), "trigger period")
 
 
 def add_trigger_functions(t: TspInterpreter, inst: Any) -> None:

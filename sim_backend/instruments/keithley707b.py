@@ -23,6 +23,7 @@ from typing import Any
 
 from .lua_runtime import HostFunction
 from .tsp import TspError, TspInstrument, TspInterpreter, number_argument
+from .tsp_base import MAX_DELAY_S
 
 ROWS = "ABCDEFGH"
 COLUMNS = range(1, 13)
@@ -307,8 +308,8 @@ class Keithley707B(TspInstrument):
 
     def _setdelay(self, channel_list: Any = None, delay: Any = None) -> None:
         d = number_argument(delay, "channel.setdelay")
-        if d < 0:
-            raise TspError("Parameter data out of range: delay must be >= 0", OUT_OF_RANGE)
+        if not 0 <= d <= MAX_DELAY_S:  # NaN fails too; the manual gives 0 s as the minimum only
+            raise TspError(f"Parameter data out of range: delay must be 0..{MAX_DELAY_S:g} s", OUT_OF_RANGE)
         for c in self.parse_channels(channel_list):
             self.delays[c] = d
 

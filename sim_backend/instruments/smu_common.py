@@ -109,7 +109,7 @@ class SmuChannel:
 
     def set_level(self, volts: float) -> None:
         ceiling = self.ratings.v_max if self.source_range is None else self.source_range
-        if abs(volts) > ceiling * SOURCE_RANGE_MARGIN:
+        if not abs(volts) <= ceiling * SOURCE_RANGE_MARGIN:  # NaN is out of every range
             raise ScpiError(-222, "Data out of range")
         self.level = float(volts)
         self.bench.set_level(self.bus, self.level)
@@ -296,6 +296,9 @@ class ScpiSourceMeter(SourceMeter):
 
     error_format = '{code:d},"{message}"'
     tree: ScpiTree
+
+    def budget_error(self, message: str) -> Exception:
+        return ScpiError(-200, f"Execution error; {message}")
 
     def __init__(self, name: str, bench: Any, channels: Mapping[str, str] | None = None,
                  limits: Mapping[str, Any] | None = None) -> None:

@@ -9,6 +9,7 @@ for ``loadandrunscript``, runs it under one message's budget.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from typing import Any
 
@@ -17,13 +18,16 @@ from .lua_parse import MAX_CHUNK_CHARS, LuaSyntaxError
 from .lua_runtime import LuaTable
 from .scpi import ScpiError
 from .tsp import (
-    PARAMETER_TOO_SMALL, RUNTIME_ERROR, SYNTAX_ERROR, UNDEFINED_HEADER, TspError, TspInterpreter, _Script,
+    PARAMETER_ERROR, PARAMETER_TOO_SMALL, RUNTIME_ERROR, SYNTAX_ERROR, UNDEFINED_HEADER, TspError, TspInterpreter, _Script,
     format_value, number_argument,
 )
 
 # format.* constants (2600BS-901-01, "format.data", "format.byteorder")
 ASCII, REAL32, REAL64 = 1, 4, 3
 NORMAL, SWAPPED = 0, 1
+# delay(): "the number of seconds to delay (1 µs to 100 000 s)" (2600BS-901-01, delay()).
+MAX_DELAY_S = 100_000.0
+PARAMETER_TOO_BIG = 1102
 
 
 class TspInstrument(SimInstrument):
@@ -56,7 +60,7 @@ class TspInstrument(SimInstrument):
     def tsp(self) -> TspInterpreter:
         """The instrument's interpreter, built at the first message (after the model's state)."""
         t = TspInterpreter()
-        t.function("reset", lambda *a: self.reset())
+        t.function("reset", lambda *a: self.full_reset())
         t.function("waitcomplete", lambda *a: None)
         t.function("opc", lambda: None)
         t.function("delay", self._delay)
@@ -78,7 +82,7 @@ class TspInstrument(SimInstrument):
         for key in settings:
             t.attribute(f"localnode.{key}", lambda k=key: settings[k],
                         lambda v, k=key: settings.__setitem__(k, _switch(v, f"localnode.{k}")))
-        t.function("localnode.reset", lambda *a: self.reset())
+        t.function("localnode.reset", lambda *a: self.full_reset())
         clock = {"t0": self._now()}
         t.function("timer.reset", lambda: clock.__setitem__("t0", self._now()))
         t.function("timer.measure.t", lambda: self._now() - clock["t0"])
@@ -135,12 +139,27 @@ class TspInstrument(SimInstrument):
     def reset(self) -> None:
         raise NotImplementedError
 
+    def full_reset(self) -> None:
+        """``*RST`` / ``reset()``: the model's state and what every TSP instrument resets
+        (``format.*``: "affected by instrument reset" in the manuals)."""
+        self.data_format = ASCII
+        self.byte_order = SWAPPED
+        if "tsp" in self.__dict__:
+            self.tsp.precision = 6
+        self.reset()
+
     def _delay(self, seconds: Any = None) -> None:
         s = number_argument(seconds, "delay")
+        if math.isnan(s):
+            raise TspError("Parameter error delay: not a number", PARAMETER_ERROR)
         if s < 0:
             raise TspError("Parameter too small", PARAMETER_TOO_SMALL)
-        if self.bench is not None:
-            self.bench.advance(s)
+        if s > MAX_DELAY_S:
+            raise TspError(f"Parameter too big: delay {s:g} s (at most {MAX_DELAY_S:g} s)", PARAMETER_TOO_BIG)
+        self.advance_bounded(s, "delay")
+
+    def budget_error(self, message: str) -> Exception:
+        return TspError(message, RUNTIME_ERROR)
 
     def _next_error(self) -> tuple[Any, ...]:
         code, message = self.next_error()
@@ -156,7 +175,7 @@ class TspInstrument(SimInstrument):
         if head == "*OPC?":
             return "1"
         if head == "*RST":
-            self.reset()
+            self.full_reset()
         elif head == "*CLS":
             self.error_queue.clear()
         elif head in ("*OPC", "*WAI", "*TRG"):

@@ -1,0 +1,61 @@
+"""One BLAS thread for the film's banded solves.
+
+The banded Cholesky of a film (half bandwidth ~N) works on blocks of a few dozen rows; on
+OpenBLAS's thread pool those small calls spend their time waiting for each other, and on a
+loaded machine a 15 ms factorization then takes 50–100 ms (measured on 2 shared cores). The
+film therefore asks for one thread while it factors and solves, for the calling thread only
+(``openblas_set_num_threads_local``, OpenBLAS ≥ 0.3.27, in the OpenBLAS copies that NumPy and
+SciPy ship).
+Where that symbol is not found (another BLAS, an older OpenBLAS) nothing is changed: the
+results are the same, only the speed differs. threadpoolctl does this for every BLAS; it is
+used instead when it is installed.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import scipy
+
+
+def _openblas_local_setters() -> list:
+    """openblas_set_num_threads_local of the OpenBLAS copies NumPy and SciPy ship (each wheel
+    bundles its own; both are already loaded, so dlopen returns the loaded copy)."""
+    site = os.path.dirname(os.path.dirname(scipy.__file__))
+    found = []
+    for libs in ("scipy.libs", "numpy.libs"):
+        for path in sorted(glob.glob(os.path.join(site, libs, "libscipy_openblas*.so*"))):
+            try:
+                fn = ctypes.CDLL(path).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                continue
+            fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+            found.append(fn)
+    return found
+
+
+try:
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-not-found]
+except ImportError:
+    _controller = None
+    _setters = _openblas_local_setters()
+else:
+    _controller = ThreadpoolController()
+    _setters = []
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    if _controller is not None:
+        with _controller.limit(limits=1, user_api="blas"):
+            yield
+        return
+    previous = [set_local(1) for set_local in _setters]
+    try:
+        yield
+    finally:
+        for set_local, n in zip(_setters, previous):
+            set_local(n)
