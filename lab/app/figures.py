@@ -49,6 +49,14 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
 # --------------------------------------------------------------------------- conductance
 
 
+def _panel_grid(n: int) -> tuple[Figure, np.ndarray]:
+    """A figure with n heatmap panels, three per row."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = _figure(3.2 * cols + 0.8, 3.0 * rows)
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
 def conductance_heatmaps(matrices: np.ndarray, labels: Sequence[str] | None = None, max_panels: int = 6,
                          title: str = "Conductance matrix") -> Figure:
     """Conductance matrices (reads × N × N, S) as heatmaps on one colour scale, evenly
@@ -62,10 +70,7 @@ def conductance_heatmaps(matrices: np.ndarray, labels: Sequence[str] | None = No
     labels = list(labels) if labels is not None else [f"read {i}" for i in range(k)]
     finite = m[pick][np.isfinite(m[pick])]
     lo, hi = (np.percentile(finite, [1, 99]) * 1e6) if finite.size else (0.0, 1.0)
-    cols = min(3, len(pick))
-    rows = math.ceil(len(pick) / cols)
-    fig = _figure(3.2 * cols + 0.8, 3.0 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = _panel_grid(len(pick))
     im = None
     for ax, i in zip(axes.flat, pick):
         im = ax.imshow(m[i] * 1e6, vmin=lo, vmax=hi, cmap="viridis", interpolation="nearest")
@@ -92,10 +97,7 @@ def relative_change_heatmaps(matrices: np.ndarray, labels: Sequence[str], max_pa
     finite = rel[pick][np.isfinite(rel[pick])]
     lim = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
     lim = lim or 1.0
-    cols = min(3, len(pick))
-    rows = math.ceil(len(pick) / cols)
-    fig = _figure(3.2 * cols + 0.8, 3.0 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig, axes = _panel_grid(len(pick))
     im = None
     for ax, i in zip(axes.flat, pick):
         im = ax.imshow(rel[i], vmin=-lim, vmax=lim, cmap="RdBu_r", interpolation="nearest")
