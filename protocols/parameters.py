@@ -11,6 +11,9 @@ names ``--set`` and protocol files take.
 from __future__ import annotations
 
 import difflib
+import inspect
+import sys
+import tomllib
 import types
 import typing
 from dataclasses import dataclass
@@ -257,3 +260,59 @@ def plain_validation(exc: ValidationError) -> list[str]:
         else:
             out.append(f"{loc}: {_plain(err, unit_of(loc))}" if loc else _plain(err))
     return list(dict.fromkeys(out))
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``name=value`` pairs; values are read as TOML (numbers, booleans, lists) or text.
+
+    A dotted name (``pulse.width_s=0.004``) stays dotted: the protocol loader changes that one
+    field and keeps the table's other fields. One name given twice, or a table given beside one
+    of its fields, is refused: which one wins would depend on the order on the command line.
+    """
+    result: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    for item in items or []:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name or any(not part for part in name.split(".")):
+            raise ValueError(f"--set {item!r}: expected name=value (or table.field=value)")
+        if name in given:
+            raise ValueError(f"--set {name} is given twice ({given[name]!r} and {item!r}); give it once")
+        for other in given:
+            if other.startswith(name + ".") or name.startswith(other + "."):
+                raise ValueError(f"--set {other} and --set {name} overlap: set the whole table or its fields, not both")
+        given[name] = item
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            if raw.strip()[:1] in "[{":  # meant as a list or table, not as text
+                raise ValueError(f"--set {name}: {raw!r} is not a TOML list or table ({exc}); text inside "
+                                 f"one goes in quotes, e.g. [\"L\", \"T\"] or {{names = [\"L\"]}}") from None
+            value = raw  # a bare word is text
+        result[name] = value
+    return result
+
+
+def protocol_summary(cls: type) -> str:
+    """A protocol's one line: the first line of its docstring, else of its module's."""
+    doc = inspect.getdoc(cls) if cls.__doc__ else (sys.modules[cls.__module__].__doc__ or "")
+    first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
+    return first.replace("``", "")
+
+
+def parameter_lines(cls: type[BaseModel], name: str) -> list[str]:
+    """One block per parameter: name [unit], type and allowed range, default; its meaning below.
+
+    Plain lines rather than a table: six columns do not fit 80 characters, and a block per
+    parameter reads (and greps) the same at any width.
+    """
+    lines = [f"{name}: {protocol_summary(cls)}", "", "parameters (--set name=value; a table's field: "
+             "--set pulse.width_s=0.004; a protocol TOML file takes the same names):"]
+    for row in parameters(cls):
+        unit = f" [{row.unit}]" if row.unit else ""
+        kind = row.type + (f", {row.allowed}" if row.allowed and not row.type.startswith("one of") else "")
+        default = "required" if row.required else f"default {row.default}"
+        lines.append(f"  {row.name}{unit}: {kind}; {default}")
+        if row.description:
+            lines.append(f"      {row.description}")
+    return lines

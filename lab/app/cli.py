@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional
 
@@ -26,8 +25,8 @@ from lab.app.report import report_run
 from lab.app.sweep import expand, load_sweep, run_sweep, summary_figure
 from lab.archive import list_runs as list_archives
 from protocols.base import get_protocol, registry
+from protocols.parameters import parameter_lines, parse_sets, plain_validation, protocol_summary
 from protocols.parameters import parameters as protocol_parameters
-from protocols.parameters import plain_validation
 
 app = typer.Typer(
     add_completion=False,
@@ -109,71 +108,12 @@ def _explain(exc: Exception) -> tuple[str, int]:
     return f"{type(exc).__name__}: {exc}", 1
 
 
-def parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """``name=value`` pairs; values are read as TOML (numbers, booleans, lists) or text.
-
-    A dotted name (``pulse.width_s=0.004``) stays dotted: the protocol loader changes that one
-    field and keeps the table's other fields. One name given twice, or a table given beside one
-    of its fields, is refused: which one wins would depend on the order on the command line.
-    """
-    result: dict[str, Any] = {}
-    given: dict[str, str] = {}
-    for item in items or []:
-        name, sep, raw = item.partition("=")
-        name = name.strip()
-        if not sep or not name or any(not part for part in name.split(".")):
-            raise ValueError(f"--set {item!r}: expected name=value (or table.field=value)")
-        if name in given:
-            raise ValueError(f"--set {name} is given twice ({given[name]!r} and {item!r}); give it once")
-        for other in given:
-            if other.startswith(name + ".") or name.startswith(other + "."):
-                raise ValueError(f"--set {other} and --set {name} overlap: set the whole table or its fields, not both")
-        given[name] = item
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError as exc:
-            if raw.strip()[:1] in "[{":  # meant as a list or table, not as text
-                raise ValueError(f"--set {name}: {raw!r} is not a TOML list or table ({exc}); text inside "
-                                 f"one goes in quotes, e.g. [\"L\", \"T\"] or {{names = [\"L\"]}}") from None
-            value = raw  # a bare word is text
-        result[name] = value
-    return result
-
-
 def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _protocol_summary(cls: type) -> str:
-    """A protocol's one line: the first line of its docstring, else of its module's."""
-    import inspect
-
-    doc = inspect.getdoc(cls) if cls.__doc__ else (sys.modules[cls.__module__].__doc__ or "")
-    first = (doc or "").strip().splitlines()[0] if (doc or "").strip() else ""
-    return first.replace("``", "")
-
-
-def _parameter_lines(name: str) -> list[str]:
-    """One block per parameter: name [unit], type and allowed range, default; its meaning below.
-
-    Plain lines rather than a table: six columns do not fit 80 characters, and a block per
-    parameter reads (and greps) the same at any width.
-    """
-    cls = get_protocol(name)
-    lines = [f"{name}: {_protocol_summary(cls)}", "", "parameters (--set name=value; a table's field: "
-             "--set pulse.width_s=0.004; a protocol TOML file takes the same names):"]
-    for row in protocol_parameters(cls):
-        unit = f" [{row.unit}]" if row.unit else ""
-        kind = row.type + (f", {row.allowed}" if row.allowed and not row.type.startswith("one of") else "")
-        default = "required" if row.required else f"default {row.default}"
-        lines.append(f"  {row.name}{unit}: {kind}; {default}")
-        if row.description:
-            lines.append(f"      {row.description}")
-    return lines
-
-
 def _print_parameters(name: str) -> None:
-    for line in _parameter_lines(name):
+    for line in parameter_lines(get_protocol(name), name):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -259,18 +199,18 @@ def list_protocols(
     if name is None:
         reg = registry()
         if as_json:
-            _emit_json({n: _protocol_summary(c) for n, c in sorted(reg.items())})
+            _emit_json({n: protocol_summary(c) for n, c in sorted(reg.items())})
             return
         table = Table(title="protocols (hopbench protocols NAME lists one's parameters)", title_justify="left")
         table.add_column("name", no_wrap=True)
         table.add_column("what it does", overflow="fold")
         for n, c in sorted(reg.items()):
-            table.add_row(n, _protocol_summary(c))
+            table.add_row(n, protocol_summary(c))
         out.print(table)
         return
     cls = get_protocol(name)
     if as_json:
-        _emit_json({"protocol": name, "summary": _protocol_summary(cls),
+        _emit_json({"protocol": name, "summary": protocol_summary(cls),
                     "parameters": [vars(r) for r in protocol_parameters(cls)]})
         return
     _print_parameters(name)
