@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lab.app.cli_errors import err, guarded
 from lab.app.demo import run_demo
 from lab.app.outdir import check_out_dir
 from lab.app.jobs import baseline_from as baseline_from_archive
@@ -25,7 +24,7 @@ from lab.app.report import report_run
 from lab.app.sweep import expand, load_sweep, run_sweep, summary_figure
 from lab.archive import list_runs as list_archives
 from protocols.base import get_protocol, registry
-from protocols.parameters import parameter_lines, parse_sets, plain_validation, protocol_summary
+from protocols.parameters import parameter_lines, parse_sets, protocol_summary
 from protocols.parameters import parameters as protocol_parameters
 
 app = typer.Typer(
@@ -37,7 +36,6 @@ app = typer.Typer(
 # On a terminal, lines wrap at its width; piped or captured, nothing wraps (a script reads
 # every path and run name whole; rich would otherwise break them at 80 columns).
 out = Console() if sys.stdout.isatty() else Console(width=100_000)
-err = Console(stderr=True)
 
 DEFAULT_OUT = Path("hopbench-runs")
 BenchOption = Annotated[Optional[Path], typer.Option(
@@ -45,67 +43,6 @@ BenchOption = Annotated[Optional[Path], typer.Option(
 SetsOption = Annotated[Optional[list[str]], typer.Option(
     "--set", "-s", help="Protocol parameter, name=value; table.field=value changes one field of a table "
     "(repeatable; 'hopbench protocols NAME' lists them).")]
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A command whose known failures become one clear line and a non-zero exit."""
-
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt as exc:
-            safety = _safety_of(exc)
-            if safety:
-                _fail(f"interrupted; {safety}", 130)
-            # before a run began (or after it ended): nothing was being driven, nothing read back
-            _fail("interrupted outside a run: no plan operation was being sent, the bench was not read back", 130)
-        except Exception as exc:  # noqa: BLE001 - every failure ends as one line
-            message, code = _explain(exc)
-            safety = _safety_of(exc)
-            _fail(f"{message}\n{safety}" if safety and safety not in message else message, code)
-
-    return command
-
-
-_OS_WORDS = {
-    FileExistsError: "exists already and is not a folder",
-    NotADirectoryError: "part of this path is a file, not a folder",
-    IsADirectoryError: "is a folder, not a file",
-    FileNotFoundError: "no such file or folder",
-    PermissionError: "permission denied",
-}
-
-
-def _safety_of(exc: BaseException) -> str | None:
-    """What the cleanup of the run an exception ended confirmed (None: no run, or not read back)."""
-    summary = getattr(exc, "summary", None)
-    if summary is not None and getattr(summary, "safety", None):
-        return summary.safety
-    result = getattr(exc, "run_result", None)
-    safety = getattr(result, "safety", None)
-    return safety.summary() if safety is not None else None
-
-
-def _explain(exc: Exception) -> tuple[str, int]:
-    """One line and an exit code: 2 for bad input, 1 for an instrument or runner failure."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(plain_validation(exc)), 2
-    if isinstance(exc, KeyError):
-        return str(exc).strip("'\""), 2
-    if isinstance(exc, OSError) and exc.filename is not None:
-        words = next((w for t, w in _OS_WORDS.items() if isinstance(exc, t)), exc.strerror or str(exc))
-        return f"{exc.filename}: {words}", 2
-    if isinstance(exc, (ValueError, OSError)):
-        return str(exc), 2
-    return f"{type(exc).__name__}: {exc}", 1
 
 
 def _emit_json(data: Any) -> None:
