@@ -4,8 +4,9 @@
 Figures, one JSON line each after the table (ratios measured in one run, so a loaded
 machine moves numerator and denominator alike):
 - dry-run wall / bench time of a full guarded read (``read_conductances``) on every
-  shipped crossbar bench file (N = 35 today), and of a 10-epoch ``train_hopfield`` on the
-  35-contact film (target ≤ 0.05);
+  shipped crossbar bench file (N = 35, 128 and 256; the N = 256 read, ~1,500 s of bench
+  time, takes minutes and is left out with ``--quick``), and of a 10-epoch
+  ``train_hopfield`` on the 35-contact film (target ≤ 0.05);
 - the circuit solve of one guarded reading at crossbar N = 35, 128, 256 (the structured
   iterative solve and the dense reference) over the bench time of that reading;
 - the pre-flight (``lab.preflight``) of ``train_hopfield`` on the film at 1,000 and 100,000
@@ -115,6 +116,8 @@ def main() -> None:
     crossbars = sorted(p.stem for p in SHIPPED_BENCHES.glob("sim-crossbar*.toml"))
     for name in crossbars:
         n = load_bench(name).array.n
+        if quick and n > 128:
+            continue
         wall, bench_s = dry_run(name, "read_conductances")
         figure("guarded_read_wall_over_bench", wall / bench_s, "ratio", 0.05, n=n, bench_file=name)
     wall, bench_s = dry_run("sim-film35", "train_hopfield", {"epochs": 10})

@@ -29,6 +29,7 @@ from sim_backend.twin import build_twin
 from lab.config import DEFAULT_BENCH, BenchConfig, load_bench
 from lab.errors import ConfigError, HopbenchError
 from lab.lock import LOCAL_PREFIX, BenchLock, identity_key, instrument_key
+from lab.matrices import SEPARATOR, MatrixGroup, mainframes_touched
 from lab.models import capability
 from lab.operations import BenchInfo
 from lab.timing import Clock, PaperClock, TimingModel, TwinClock, WallClock
@@ -44,7 +45,7 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
     topo: dict[str, Any] = {"kind": arr.topology, "n": arr.n}
     if arr.topology == "crossbar":
         topo["tied"] = arr.tied
-    lay = config.layout
+    wired = _crosspoints_by_matrix(config)
     insts: list[dict[str, Any]] = []
     for inst in config.instruments:
         entry: dict[str, Any] = {"name": inst.name, "model": inst.model, "resource": inst.resource}
@@ -60,8 +61,8 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
             entry["cards"] = inst.cards
             if inst.settling_time_s is not None:
                 entry["settling_time_s"] = inst.settling_time_s
-            if inst.name == config.wiring.matrix:
-                entry["crosspoints"] = {xp: [bus, lay.lines[line]] for (bus, line), xp in lay.crosspoint.items()}
+            if inst.name in wired:
+                entry["crosspoints"] = wired[inst.name]
         insts.append(entry)
     sim = config.simulation
     lines = {str(k): list(v) for k, v in config.wiring.trigger_lines.items()}
@@ -75,6 +76,19 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
         "instruments": insts,
         **({"trigger_lines": lines} if lines else {}),
     }
+
+
+def _crosspoints_by_matrix(config: BenchConfig) -> dict[str, dict[str, list[str]]]:
+    """Per mainframe, its own channel ids (as the instrument names them) -> [bus, line]."""
+    lay = config.layout
+    out: dict[str, dict[str, list[str]]] = {name: {} for name in config.matrix_names}
+    for (bus, line), xp in lay.crosspoint.items():
+        if config.multi_matrix:
+            name, _, channel = xp.partition(SEPARATOR)
+        else:
+            name, channel = config.wiring.matrix, xp
+        out[name][channel] = [bus, lay.lines[line]]
+    return out
 
 
 def _preset(sim: Any) -> Any:
@@ -94,8 +108,8 @@ def bench_info(config: BenchConfig, simulated: bool) -> BenchInfo:
     return BenchInfo(
         line_names=lay.lines,
         neuron_lines=lay.neuron_lines,
-        devices=tuple((int(a), int(b)) for a, b in lay.devices),
-        device_cells=tuple((int(a), int(b)) for a, b in lay.device_cells),
+        devices=lay.devices,  # the layout's read-only arrays themselves, not copies
+        device_cells=lay.device_cells,
         topology=config.array.topology,
         v_max=lim.v_max_V,
         v_read_max=lim.v_read_max_V,
@@ -124,11 +138,16 @@ def _open_driver(inst: Any, resource: str, library: Any) -> Any:
 class _Opened:
     drivers: dict[str, Any]
     channels: dict[str, Any]
-    matrix: Any
+    matrix: Any  # the one matrix driver, or a MatrixGroup of several mainframes
+    matrices: dict[str, Any]  # mainframe name -> its driver
 
 
 class Bench:
-    """Opened instruments by role: ``channels`` by bus, ``matrix``, ``clock``, ``info``."""
+    """Opened instruments by role: ``channels`` by bus, ``matrix``, ``clock``, ``info``.
+
+    ``matrix`` is the switch-matrix role: the driver of the one matrix, or a
+    :class:`~lab.matrices.MatrixGroup` over several mainframes; ``matrices`` names each
+    mainframe's own driver (cleanup reads every one back)."""
 
     def __init__(self, config: BenchConfig, opened: _Opened, clock: Clock, *, simulated: bool,
                  twin: Any = None, command_log: list | None = None, lock_keys: Iterable[str] = ()) -> None:
@@ -136,6 +155,7 @@ class Bench:
         self.instruments = opened.drivers
         self.channels = opened.channels
         self.matrix = opened.matrix
+        self.matrices = opened.matrices
         self.clock = clock
         self.simulated = simulated
         self.twin = twin
@@ -216,7 +236,7 @@ class Bench:
 
     @staticmethod
     def _open_all(cfg: BenchConfig, res: Mapping[str, str], library_for: Any) -> _Opened:
-        used = {b.instrument for b in cfg.buses.values()} | {cfg.wiring.matrix}
+        used = {b.instrument for b in cfg.buses.values()} | set(cfg.matrix_names)
         opened: dict[str, Any] = {}
         try:
             for inst in cfg.instruments:
@@ -230,7 +250,9 @@ class Bench:
             channels = {}
             for bus, b in cfg.buses.items():
                 channels[bus] = opened[b.instrument].channels()[b.channel]
-            return _Opened(opened, channels, opened[cfg.wiring.matrix])
+            matrices = {name: opened[name] for name in cfg.matrix_names}
+            matrix = MatrixGroup(matrices) if cfg.multi_matrix else opened[cfg.wiring.matrix]
+            return _Opened(opened, channels, matrix, matrices)
         except BaseException:
             for drv in opened.values():
                 _close_driver(drv)
@@ -376,7 +398,10 @@ class PaperBench:
         self._b = lay.devices[:, 1]
         self._n_lines = len(lay.lines)
         self._owner = lay.owner
+        self._bus_index = {b: k for k, b in enumerate(lay.buses)}
         self.v_read_max = config.limits.v_read_max_V
+        self._multi = config.multi_matrix
+        self._n_matrices = len(config.matrix_names)
         self.charge_C = 0.0
         self.energy_J = 0.0
         self.max_device_V = 0.0
@@ -384,10 +409,16 @@ class PaperBench:
         # by line voltages: the dose rates and per-line currents (a read asks thousands of times
         # in a few hundred relay configurations)
         self._by_lines: dict[bytes, tuple[float, float, float, np.ndarray | None]] = {}
+        # the guard's present line voltages (the object, unchanged until the guard's state
+        # changes), their entry above and the bus currents measured in that state
+        self._last: tuple[np.ndarray, tuple, dict[str, float]] | None = None
 
     def _lines_state(self) -> tuple[float, float, float, np.ndarray | None]:
         """(Σ|ΔV|, Σ ΔV², max |ΔV| over devices, per-line current or None) at the present levels."""
-        v = self.guard.line_voltages()
+        v = self.guard.present_line_voltages()
+        last = self._last
+        if last is not None and last[0] is v:  # the guard's state has not changed since
+            return last[1]
         key = v.tobytes()
         hit = self._by_lines.get(key)
         if hit is None:
@@ -397,18 +428,19 @@ class PaperBench:
             if len(self._by_lines) > 4096:
                 self._by_lines.clear()
             hit = self._by_lines[key] = (float(a.sum()), float((a * a).sum()), float(a.max(initial=0.0)), None)
+        self._last = (v, hit, {})
         return hit
 
     def _line_currents(self) -> np.ndarray:
-        v = self.guard.line_voltages()
-        key = v.tobytes()
         s_abs, s_sq, peak, out = self._lines_state()
         if out is None:
+            v = self.guard.present_line_voltages()
             i_dev = self.g * (v[self._a] - v[self._b])
             i_dev = np.where(np.isfinite(i_dev), i_dev, 0.0)
             out = np.bincount(self._a, weights=i_dev, minlength=self._n_lines)
             out -= np.bincount(self._b, weights=i_dev, minlength=self._n_lines)
-            self._by_lines[key] = (s_abs, s_sq, peak, out)
+            hit = self._by_lines[v.tobytes()] = (s_abs, s_sq, peak, out)
+            self._last = (v, hit, {})
         return out
 
     def _device_v(self) -> np.ndarray:
@@ -446,10 +478,18 @@ class PaperBench:
 
     def measure(self, bus: str) -> PaperReading:
         out = self._line_currents()
-        owner = self._owner
-        lines = [owner[xp][1] for xp in self.guard.closed if owner[xp][0] == bus]
+        current = self._last[2].get(bus)  # per bus, while the guard's state stands
+        if current is None:
+            routed = self.guard.routed_lines()
+            if routed is not None:  # the closed crosspoints' lines as arrays, in the set's order
+                lines, bus_of = routed
+                lines = lines[bus_of == self._bus_index[bus]]
+            else:
+                owner = self._owner
+                lines = [owner[xp][1] for xp in self.guard.closed if owner[xp][0] == bus]
+            current = self._last[2][bus] = float(out[lines].sum()) if len(lines) else 0.0
         self.clock.sleep(self.timing.integration_s)  # a simulated SMU integrates on the clock too
-        return PaperReading(self.guard.levels[bus], float(out[lines].sum()) if lines else 0.0)
+        return PaperReading(self.guard.levels[bus], current)
 
     def pulse(self, bus: str, volts: float, width_s: float) -> None:
         self.clock.sleep(width_s)
@@ -458,10 +498,16 @@ class PaperBench:
         self.clock.sleep(width_s)
 
     def close(self, crosspoints: Iterable[str]) -> None:
-        self.clock.sleep(self.timing.relay_settling_s)
+        self._relay_change(crosspoints)
 
     def open(self, crosspoints: Iterable[str]) -> None:
-        self.clock.sleep(self.timing.relay_settling_s)
+        self._relay_change(crosspoints)
+
+    def _relay_change(self, crosspoints: Iterable[str]) -> None:
+        """Each mainframe the change reaches settles after its own command (as on the twin);
+        the commands' latencies are the guard's to charge."""
+        k = mainframes_touched(crosspoints) if self._multi else 1
+        self.clock.sleep(k * self.timing.relay_settling_s)
 
     def open_all(self) -> None:
-        self.clock.sleep(self.timing.relay_settling_s)
+        self.clock.sleep(self._n_matrices * self.timing.relay_settling_s)

@@ -8,10 +8,12 @@ Sections (see ``data/benches/*.toml`` for complete files)::
                                    SMUs: channels (default: all); matrix: cards, settling_time_s
     [buses.<bus>]                  instrument, channel, role = drive|sense|guard, compliance_A
     [array]                        topology = film|crossbar, n, tied, line_names, g_nominal_S
-    [wiring]                       matrix = <instrument>, contact_resistance_ohm (calibrated bus-to-line
+    [wiring]                       matrix = <instrument>, or [<instrument>, ...]: several mainframes
+                                   joined on shared rows; contact_resistance_ohm (calibrated bus-to-line
                                    series resistance; reads correct for its voltage drops)
-    [wiring.rows]                  <bus> = "A".."H"          (one matrix row per bus)
-    [wiring.lines]                 <line> = [slot, column]   (crosspoint "<slot><row><column:02>")
+    [wiring.rows]                  <bus> = "A".."H"          (one matrix row per bus, on every mainframe)
+    [wiring.lines]                 <line> = [slot, column]   (crosspoint "<slot><row><column:02>"), or on
+                                   several mainframes [matrix, slot, column] ("<matrix>:<slot><row><column:02>")
     [limits]                       v_max_V, power_max_W, g_max_expected_S, pulse_width_max_s,
                                    v_read_max_V, v_read_default_V, v_threshold_V, forbidden_lines
     [simulation]                   preset, seed, contact_resistance_ohm, source_resistance_ohm, realtime
@@ -31,11 +33,9 @@ import math
 import re
 import stat
 import tomllib
-from dataclasses import dataclass
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
-from collections.abc import Iterator, Mapping
 from typing import Any, Iterable, Literal
 
 import numpy as np
@@ -46,6 +46,8 @@ from pydantic import (
 
 from lab.errors import ConfigError
 from lab.models import MODELS, capability
+from lab.wiring import wiring_mainframes, wiring_problems
+from lab.layout import Layout
 from sim_backend.presets import PRESETS, DevicePreset, preset_names
 
 Role = Literal["drive", "sense", "guard"]
@@ -118,12 +120,26 @@ class BusConfig(_Strict):
     compliance_A: StrictFloat = Field(gt=0.0)
 
 
+# The largest arrays a bench file may describe. A crossbar's n is its rows (2n lines, n² devices):
+# 256 is 512 lines, 8 fully wired 707B mainframes. A film's n is its contacts (n lines, n(n-1)/2
+# pairs on one meshed film): the film solver and a contact grid stay at one matrix's size.
+N_MAX = {"crossbar": 256, "film": 96}
+
+
 class ArrayConfig(_Strict):
     topology: Literal["film", "crossbar"]
-    n: StrictInt = Field(ge=2, le=96)
+    n: StrictInt = Field(ge=2, le=max(N_MAX.values()))
     tied: StrictBool = False  # crossbar: row i and column i belong to neuron i
     line_names: tuple[str, ...] | None = None  # default: C0.. (film), R0.., K0.. (crossbar)
     g_nominal_S: StrictFloat | None = Field(None, gt=0.0)  # typical device conductance, for estimates
+
+    @field_validator("n")
+    @classmethod
+    def _n_for_topology(cls, v: int, info: Any) -> int:
+        topology = info.data.get("topology")
+        if topology in N_MAX and v > N_MAX[topology]:
+            raise ValueError(f"a {topology} has at most n={N_MAX[topology]}, got {v}")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> "ArrayConfig":
@@ -149,19 +165,25 @@ class ArrayConfig(_Strict):
         return tuple(f"R{i}" for i in range(self.n)) + tuple(f"K{i}" for i in range(self.n))
 
     def devices(self) -> np.ndarray:
-        """(D, 2) line indices per device, in the simulator's order."""
+        """(D, 2) read-only int32 line indices per device, in the simulator's order."""
         n = self.n
         if self.topology == "film":
             a, b = np.triu_indices(n, 1)
-            return np.stack([a, b], axis=1).astype(int)
-        r, c = np.divmod(np.arange(n * n), n)
-        return np.stack([r, n + c], axis=1).astype(int)
+            d = np.stack([a, b], axis=1).astype(np.int32)
+        else:
+            r, c = np.divmod(np.arange(n * n, dtype=np.int32), np.int32(n))
+            d = np.stack([r, n + c], axis=1).astype(np.int32)
+        d.setflags(write=False)
+        return d
 
     def device_cells(self) -> np.ndarray:
+        """(D, 2) read-only int32 (i, j) matrix cell per device; a film's are its lines."""
         d = self.devices()
         if self.topology == "film":
-            return d.copy()
-        return np.stack([d[:, 0], d[:, 1] - self.n], axis=1)
+            return d
+        cells = np.stack([d[:, 0], d[:, 1] - np.int32(self.n)], axis=1).astype(np.int32)
+        cells.setflags(write=False)
+        return cells
 
     def neuron_lines(self) -> tuple[tuple[int, ...], ...]:
         if self.topology == "crossbar" and self.tied:
@@ -170,9 +192,13 @@ class ArrayConfig(_Strict):
 
 
 class WiringConfig(_Strict):
-    matrix: str  # the switch-matrix instrument
-    rows: dict[str, str]  # bus -> matrix row letter
-    lines: dict[str, tuple[StrictInt, StrictInt]]  # line -> (slot, column)
+    # The switch-matrix instrument, or a list of mainframes joined on shared rows: row A..H of
+    # every listed mainframe is cabled to the same bus (teed triax), and each mainframe's
+    # columns go to different lines. A line then names its mainframe: [matrix, slot, column].
+    matrix: str | tuple[str, ...]
+    rows: dict[str, str]  # bus -> matrix row letter (the same row on every mainframe)
+    # line -> (slot, column) on one matrix; (matrix, slot, column) on several
+    lines: dict[str, tuple[StrictInt, StrictInt] | tuple[str, StrictInt, StrictInt]]
     # Series resistance between a bus and a line it joins (relay contact + cabling + contact pad),
     # as calibrated on this bench. The line driving a read carries the whole row current, so it
     # sits I·R below its source; reads measure that current and correct for it. 0 = no correction.
@@ -253,63 +279,6 @@ class TimingConfig(_Strict):
     measure_overhead_s: StrictFloat = Field(0.0, ge=0.0, le=1.0)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """The array and its wiring as index tables, derived once from a valid bench file."""
-
-    lines: tuple[str, ...]
-    devices: np.ndarray  # (D, 2) line indices
-    device_cells: np.ndarray  # (D, 2)
-    neuron_lines: tuple[tuple[int, ...], ...]
-    buses: tuple[str, ...]
-    roles: dict[str, str]
-    crosspoint: dict[tuple[str, int], str]  # (bus, line index) -> channel id like "1A01"
-    forbidden: frozenset[int]
-
-    def by_role(self, role: str) -> tuple[str, ...]:
-        return tuple(b for b in self.buses if self.roles[b] == role)
-
-    @cached_property
-    def owner(self) -> dict[str, tuple[str, int]]:
-        """Crosspoint -> (bus, line index)."""
-        return {xp: key for key, xp in self.crosspoint.items()}
-
-    @cached_property
-    def device_index(self) -> "DeviceIndex":
-        return DeviceIndex(self.devices, len(self.lines))
-
-
-class DeviceIndex(Mapping):
-    """(line a, line b) -> the device joining them, in either order.
-
-    A table of 4 bytes per pair of lines, not a dict of two tuples per device (~190 B per
-    device: 12 MB at N = 256, and the bench layer was 40× the simulator's own state).
-    """
-
-    def __init__(self, devices: np.ndarray, n_lines: int) -> None:
-        self._n = n_lines
-        self._k = np.full((n_lines, n_lines), -1, dtype=np.int32)
-        k = np.arange(len(devices), dtype=np.int32)
-        self._k[devices[:, 0], devices[:, 1]] = k
-        self._k[devices[:, 1], devices[:, 0]] = k
-
-    def __getitem__(self, key: tuple[int, int]) -> int:
-        try:
-            a, b = (int(x) for x in key)
-        except (TypeError, ValueError):
-            raise KeyError(key) from None
-        if not (0 <= a < self._n and 0 <= b < self._n) or self._k[a, b] < 0:
-            raise KeyError(key)
-        return int(self._k[a, b])
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        a, b = np.nonzero(self._k >= 0)
-        return iter(zip(a.tolist(), b.tolist()))
-
-    def __len__(self) -> int:
-        return int((self._k >= 0).sum())
-
-
 class BenchConfig(_Strict):
     name: str = "bench"
     description: str = ""
@@ -348,7 +317,27 @@ class BenchConfig(_Strict):
         raise KeyError(name)
 
     @property
+    def multi_matrix(self) -> bool:
+        """The wiring lists several mainframes (crosspoints are then named "<matrix>:1A01")."""
+        return not isinstance(self.wiring.matrix, str)
+
+    @property
+    def matrix_names(self) -> tuple[str, ...]:
+        m = self.wiring.matrix
+        return (m,) if isinstance(m, str) else tuple(m)
+
+    @property
+    def matrices(self) -> tuple[InstrumentConfig, ...]:
+        """Every switch-matrix mainframe of the wiring, in the order the file lists them."""
+        return tuple(self.instrument(n) for n in self.matrix_names)
+
+    @property
     def matrix(self) -> InstrumentConfig:
+        """The one switch matrix (a bench of several has :attr:`matrices` instead)."""
+        if self.multi_matrix:
+            raise ConfigError(self.source, [("wiring.matrix", f"the wiring joins {len(self.matrix_names)} "
+                                             f"matrices ({', '.join(self.matrix_names)}): code asking for "
+                                             "the one matrix must ask for BenchConfig.matrices")])
         return self.instrument(self.wiring.matrix)
 
     def sync_line(self, buses: Iterable[str]) -> int | None:
@@ -365,8 +354,11 @@ class BenchConfig(_Strict):
         index = {n: i for i, n in enumerate(lines)}
         xps = {}
         for bus, row in self.wiring.rows.items():
-            for line, (slot, col) in self.wiring.lines.items():
-                xps[(bus, index[line])] = f"{slot}{row}{col:02d}"
+            for line, spot in self.wiring.lines.items():
+                if len(spot) == 3:  # several mainframes: "<matrix>:<channel>"
+                    xps[(bus, index[line])] = f"{spot[0]}:{spot[1]}{row}{spot[2]:02d}"
+                else:
+                    xps[(bus, index[line])] = f"{spot[0]}{row}{spot[1]:02d}"
         return Layout(
             lines=lines,
             devices=self.array.devices(),
@@ -413,13 +405,10 @@ def _consistency(cfg: BenchConfig) -> list[tuple[str, str]]:
     for r in {r for r in resources if resources.count(r) > 1}:
         p.append(("instruments.resource", f"resource {r!r} given to more than one instrument"))
     p += _bus_problems(cfg, insts)
-    w = cfg.wiring
-    minst = insts.get(w.matrix)
-    if minst is None:
-        return p + [("wiring.matrix", f"no instrument named {w.matrix!r}")]
-    if capability(minst.model).kind != "matrix":
-        return p + [("wiring.matrix", f"{w.matrix!r} is a {minst.model}, not a switch matrix")]
-    p += _wiring_problems(cfg, minst)
+    mainframes, bad = wiring_mainframes(cfg, insts)
+    if bad:
+        return p + bad
+    p += wiring_problems(cfg, mainframes)
     names = cfg.array.lines()
     for k, line in enumerate(cfg.limits.forbidden_lines):
         if line not in names:
@@ -458,55 +447,6 @@ def _bus_problems(cfg: BenchConfig, insts: dict[str, Any]) -> list[tuple[str, st
     for role in ("drive", "sense", "guard"):
         if role not in roles:
             p.append(("buses", f"no bus with role {role!r}: a bench needs at least one drive, sense and guard bus"))
-    return p
-
-
-def _wiring_problems(cfg: BenchConfig, minst: Any) -> list[tuple[str, str]]:
-    """Every bus on its own row of the matrix, every line on its own installed column."""
-    p: list[tuple[str, str]] = []
-    w, mcap = cfg.wiring, capability(minst.model)
-    letters: dict[str, str] = {}
-    for bus, letter in w.rows.items():
-        if bus not in cfg.buses:
-            p.append((f"wiring.rows.{bus}", f"no bus named {bus!r}"))
-        if letter not in mcap.rows:
-            p.append((f"wiring.rows.{bus}", f"row {letter!r} does not exist on a {minst.model} "
-                                            f"(rows {mcap.rows[0]}-{mcap.rows[-1]})"))
-        if letter in letters:
-            p.append((f"wiring.rows.{bus}", f"row {letter} already joins bus {letters[letter]!r}"))
-        letters[letter] = bus
-    for bus in cfg.buses:
-        if bus not in w.rows:
-            p.append(("wiring.rows", f"bus {bus!r} is not wired to any matrix row"))
-    names = cfg.array.lines()
-    spots: dict[tuple[int, int], str] = {}
-    for line, (slot, col) in w.lines.items():
-        f = f"wiring.lines.{line}"
-        if line not in names:
-            p.append((f, f"no line named {line!r} in the {cfg.array.topology} array"))
-        if not 1 <= slot <= (minst.cards or 0):
-            p.append((f, f"slot {slot} not installed ({w.matrix} has {minst.cards} card(s))"))
-        if not 1 <= col <= mcap.columns:
-            p.append((f, f"column {col} out of 1..{mcap.columns}"))
-        if (slot, col) in spots:
-            p.append((f, f"slot {slot} column {col} already wired to line {spots[(slot, col)]!r} "
-                         f"(crosspoints would be used twice)"))
-        spots[(slot, col)] = line
-    missing = [n for n in names if n not in w.lines]
-    if missing:
-        p.append(("wiring.lines", f"line(s) not wired: {', '.join(missing)}"))
-    insts = {i.name: i for i in cfg.instruments}
-    for line, members in w.trigger_lines.items():
-        f = f"wiring.trigger_lines.{line}"
-        if not members or len(set(members)) != len(members):
-            p.append((f, "needs one or more distinct instrument names"))
-        for name in members:
-            inst = insts.get(name)
-            if inst is None:
-                p.append((f, f"no instrument named {name!r}"))
-            elif not 1 <= line <= capability(inst.model).trigger_lines:
-                p.append((f, f"{name} ({inst.model}) has no trigger line {line} "
-                             f"(it has {capability(inst.model).trigger_lines})"))
     return p
 
 

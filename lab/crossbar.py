@@ -148,6 +148,7 @@ class Crossbar:
         self.sense = lay.by_role("sense")
         self.guard_bus = lay.by_role("guard")[0]
         self.r_contact = config.wiring.contact_resistance_ohm
+        self._groundable = [k for k in range(len(lay.lines)) if k not in lay.forbidden]  # in line order
         # what the contact corrections assume the devices conduct: the last guarded read of
         # each device, nominal until then (the corrections are ~0.5 % of a current, so a
         # device's spread matters there but its drift since the read does not)
@@ -171,7 +172,7 @@ class Crossbar:
     def configure(self, route: Route, levels: dict[str, float]) -> None:
         """Route lines onto buses (cold), then set the bus levels; unlisted buses stay at 0 V."""
         target = {self.layout.crosspoint[(bus, line)] for line, bus in route.items()}
-        if target != self.act.closed:
+        if not self.act.closed_exactly(target):
             self.zero()
             self.act.switch(target)
         for bus in self.layout.buses:
@@ -182,9 +183,10 @@ class Crossbar:
 
     def _ground_rest(self, route: Route, others: str = "ground") -> Route:
         if others == "ground":
-            for line in range(len(self.layout.lines)):
-                if line not in route and line not in self.layout.forbidden:
-                    route[line] = self.guard_bus
+            guard = self.guard_bus
+            for line in self._groundable:
+                if line not in route:
+                    route[line] = guard
         return route
 
     def plan_levels(self, volts: dict[int, float], others: str = "ground") -> tuple[Route, dict[str, float]]:
@@ -306,9 +308,8 @@ class Crossbar:
 
     def _check_unmeasured(self, measured: set[str], operation: str, what: str) -> None:
         """Measure only the buses whose worst-case current could reach their limit."""
-        for bus, bound in self.act.current_bounds().items():
-            limit = self.act.current_limit(bus)
-            if bus not in measured and limit is not None and bound >= limit:
+        for bus in self.act.buses_reaching_limit():
+            if bus not in measured:
                 self._reading(bus, operation, what)
 
     def _sample(self, bus: str, v_drive: float, repeats: int, operation: str, what: str

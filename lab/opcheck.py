@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lab.config import V_READ_MIN_V, BenchConfig, Layout
+from lab.config import V_READ_MIN_V, BenchConfig
+from lab.layout import Layout
 from lab.errors import RoutingError, SafetyError
 from lab.operations import Apply, Multiply, Operation, Pulse, ReadMatrix, ReadPair, Wait
 from lab.safety import TOL, SafetyGuard

@@ -7,7 +7,7 @@ indices into :class:`BenchInfo`'s ``line_names`` and ``neuron_lines``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -20,20 +20,75 @@ def _frozen_map(m: Mapping[int, float]) -> tuple[tuple[int, float], ...]:
     return tuple(sorted((int(k), float(v)) for k, v in dict(m).items()))
 
 
-@dataclass(frozen=True)
+def index_pairs(value: Any, what: str) -> np.ndarray:
+    """A (D, 2) read-only int32 table of index pairs; an array already so is kept, not copied.
+
+    Tuples of 2-tuples of Python ints cost ~64 B per device against 8 here, and the bench
+    layer's tables are shared (views of :class:`lab.layout.Layout`'s) rather than copied.
+    """
+    if isinstance(value, np.ndarray) and value.dtype == np.int32 and value.ndim == 2 and value.shape[1] == 2:
+        if not value.flags.writeable:
+            return value
+        out = value.view()  # read-only through this view; the caller's own array is left alone
+    else:
+        a = np.asarray(value)
+        if a.size == 0:
+            a = a.reshape(0, 2)
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise ValueError(f"{what}: expected (index a, index b) pairs, got an array of shape {a.shape}")
+        if a.dtype.kind not in "iu":
+            if a.dtype.kind != "f" or not np.array_equal(a, np.round(a)):
+                raise ValueError(f"{what}: indices must be integers, got dtype {a.dtype}")
+        if a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
+            raise ValueError(f"{what}: indices must lie in 0..{np.iinfo(np.int32).max}")
+        out = a.astype(np.int32)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
 class BenchInfo:
-    """What a protocol may know of the bench: topology, neurons and limits, no models."""
+    """What a protocol may know of the bench: topology, neurons and limits, no models.
+
+    ``devices`` and ``device_cells`` are read-only (D, 2) int32 arrays (tuples of pairs
+    are accepted and converted). Equality compares every field by value; a BenchInfo is
+    not hashable (its tables are arrays): key a cache by ``id``.
+    """
 
     line_names: tuple[str, ...]
     neuron_lines: tuple[tuple[int, ...], ...]  # the line(s) each neuron owns
-    devices: tuple[tuple[int, int], ...]  # (line_a, line_b) per device
-    device_cells: tuple[tuple[int, int], ...]  # (i, j) cell of the N×N matrix per device
+    devices: np.ndarray  # (D, 2) int32 (line_a, line_b) per device
+    device_cells: np.ndarray  # (D, 2) int32 (i, j) cell of the N×N matrix per device
     topology: str  # "film" or "crossbar"
     v_max: float  # V, max |V| on any line
     v_read_max: float  # V, read ceiling (below the switching threshold)
     max_pulse_width_s: float
     default_v_read: float  # V
     simulated: bool = False
+
+    def __post_init__(self) -> None:
+        devices = index_pairs(self.devices, "BenchInfo.devices")
+        cells = devices if self.device_cells is self.devices else index_pairs(self.device_cells, "BenchInfo.device_cells")
+        if cells.shape != devices.shape:
+            raise ValueError(f"BenchInfo.device_cells: {len(cells)} cells for {len(devices)} devices")
+        object.__setattr__(self, "devices", devices)
+        object.__setattr__(self, "device_cells", cells)
+
+    _SCALARS = ("line_names", "neuron_lines", "topology", "v_max", "v_read_max", "max_pulse_width_s",
+                "default_v_read", "simulated")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BenchInfo):
+            return NotImplemented
+        return (all(getattr(self, f) == getattr(other, f) for f in self._SCALARS)
+                and np.array_equal(self.devices, other.devices)
+                and np.array_equal(self.device_cells, other.device_cells))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        # through __init__, so an unpickled copy (a Dask worker's) has read-only tables again
+        return (BenchInfo, tuple(getattr(self, f.name) for f in fields(self)))
 
     @property
     def n_lines(self) -> int:

@@ -40,7 +40,8 @@ class SourceMeterChannel(Protocol):
 
 @runtime_checkable
 class SwitchMatrix(Protocol):
-    """A relay matrix; crosspoints are named as the instrument names them (e.g. '1A01')."""
+    """A relay matrix; crosspoints are named as the instrument names them (e.g. '1A01'), or, for
+    several mainframes on shared rows (lab.matrices.MatrixGroup), '<mainframe>:<channel>'."""
 
     settling_time_s: float
 

@@ -524,7 +524,7 @@ class Runner:
     def _secure(self) -> SafeState:
         """Every link resynchronised, sources 0 V, outputs off, relays open, each read back."""
         b = self.bench
-        return secure(b.channels, b.matrix, log, instruments=b.instruments, matrix_name=self.config.wiring.matrix)
+        return secure(b.channels, b.matrices, log, instruments=b.instruments)
 
     def _tell(self, s: "_Session", phase: str, state: Mapping[str, Any]) -> None:
         """Observers that keep the bench's confirmed state (the archive) get it."""

@@ -15,13 +15,15 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Literal, Mapping, Protocol
 
 import numpy as np
 
+from lab.bounds import DeviceBounds, bus_totals, decide
+from lab.cleanup import SafeState, make_safe, secure  # noqa: F401 - part of this module's interface
 from lab.config import BenchConfig, Layout
 from lab.errors import RetryPolicy, SafetyError
+from lab.matrices import mainframes_touched
 from lab.models import capability
 from lab.timing import Clock, TimingModel
 
@@ -52,6 +54,8 @@ class Backend(Protocol):
 class SafetyGuard:
     """The bench limits and what the bench is doing now, as far as commands sent tell."""
 
+    fast_bounds_min_devices = 4096  # below, the N² current bound is the faster (a few numpy passes)
+
     def __init__(self, config: BenchConfig) -> None:
         self.config = config
         self.limits = config.limits
@@ -60,14 +64,15 @@ class SafetyGuard:
         self.bus_index = {b: k for k, b in enumerate(lay.buses)}
         self.compliance_max = {b: c.compliance_A for b, c in config.buses.items()}
         self.hardware_current = {b: _hardware_current(config, b) for b in config.buses}
-        matrix = capability(config.matrix.model)
-        self.v_line_max = min(self.limits.v_max_V, matrix.v_max or math.inf)
+        matrix = min((m.model for m in config.matrices), key=lambda m: capability(m).v_max or math.inf)
+        self.v_line_max = min(self.limits.v_max_V, capability(matrix).v_max or math.inf)
         self._v_line_why = ("limits.v_max_V" if self.v_line_max == self.limits.v_max_V
-                            else f"the {config.matrix.model} relays' signal rating")
+                            else f"the {matrix} relays' signal rating")
         self._owner_bus = {xp: self.bus_index[b] for xp, (b, _) in lay.owner.items()}
         self._owner_line = {xp: line for xp, (_, line) in lay.owner.items()}
         self._dev_a = lay.devices[:, 0]
-        self._dev_b = lay.devices[:, 1]
+        self._bounds = DeviceBounds(lay.devices[:, 0], lay.devices[:, 1], len(lay.lines))
+        self._closed_lines: tuple | None = None  # (closed set, its lines, their bus indices)
         self.scope: Scope = "idle"
         self.reset_state()
 
@@ -116,44 +121,109 @@ class SafetyGuard:
             return self._line_v.copy()
         levels = self.levels if levels is None else levels
         v = np.full(len(self.layout.lines), np.nan)
-        for xp in self.closed if closed is None else closed:
-            bus = self.layout.buses[self._owner_bus[xp]]
-            if self.outputs[bus]:
-                v[self._owner_line[xp]] = levels[bus]
+        routed = self._routed(self.closed if closed is None else closed)
+        if routed is None:  # two crosspoints on one line: the last one iterated wins, as ever
+            for xp in self.closed if closed is None else closed:
+                bus = self.layout.buses[self._owner_bus[xp]]
+                if self.outputs[bus]:
+                    v[self._owner_line[xp]] = levels[bus]
+        else:
+            lines, bus_of, used = routed
+            buses = self.layout.buses
+            level = np.full(len(buses), np.nan)
+            on = np.zeros(len(buses), bool)
+            for k in used:
+                if self.outputs[buses[k]]:
+                    on[k] = True
+                    level[k] = levels[buses[k]]
+            sel = on[bus_of]
+            v[lines[sel]] = level[bus_of[sel]]
         if present:
             self._line_v = v.copy()
+            self._line_v.flags.writeable = False
         return v
+
+    def present_line_voltages(self) -> np.ndarray:
+        """:meth:`line_voltages` now, shared and read-only: the same object until :meth:`changed`
+        (levels, outputs and relays all change through it), so callers may key caches on it."""
+        if self._line_v is None:
+            self.line_voltages()
+        return self._line_v
+
+    def routed_lines(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(line, bus index) of every closed crosspoint in the order ``closed`` iterates, or
+        None if two of them share a line. Shared: callers must not write into them."""
+        routed = self._routed(self.closed)
+        return None if routed is None else routed[:2]
+
+    def _routed(self, closed: Iterable[str]) -> tuple | None:
+        """(line, bus index) of each closed crosspoint, in the order ``closed`` iterates, as
+        arrays, and the buses used; None if two of them share a line. Kept for the last closed
+        set (a read asks thousands of times per relay configuration)."""
+        key = tuple(closed)
+        hit = self._closed_lines
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        lines = np.fromiter(map(self._owner_line.__getitem__, key), np.intp, len(key))
+        bus_of = np.fromiter(map(self._owner_bus.__getitem__, key), np.intp, len(key))
+        routed = None
+        if not lines.size or np.bincount(lines).max() <= 1:
+            routed = (lines, bus_of, tuple(np.flatnonzero(np.bincount(bus_of, minlength=len(self.layout.buses))).tolist()))
+        self._closed_lines = (key, routed)
+        return routed
 
     def device_voltage_bound(self, line_v: np.ndarray) -> np.ndarray:
         """(D,) the largest |V| each device can see; a floating line lies between the driven extremes."""
-        driven = np.isfinite(line_v)
-        if not driven.any():
-            return np.zeros(len(self._dev_a))
-        lo, hi = float(np.min(line_v[driven])), float(np.max(line_v[driven]))
-        l_lo = np.where(driven, line_v, lo)
-        l_hi = np.where(driven, line_v, hi)
-        a, b = self._dev_a, self._dev_b
-        return np.maximum(l_hi[a] - l_lo[b], l_hi[b] - l_lo[a])
+        return self._bounds.device_voltage(line_v)
+
+    def _worst_device(self, line_v: np.ndarray) -> tuple[int, float]:
+        return self._bounds.worst_device(line_v)
 
     def bus_current_bounds(self) -> dict[str, float]:
         """The largest |I| each bus with an output on could carry now, every device at g_max_expected_S."""
-        dv = self.device_voltage_bound(self.line_voltages())
-        i_dev = dv * self.limits.g_max_expected_S
-        n = len(self.layout.lines)
-        per_line = np.bincount(self._dev_a, i_dev, n) + np.bincount(self._dev_b, i_dev, n)
-        out = {b: 0.0 for b in self.layout.buses if self.outputs[b]}
-        for xp in self.closed:
-            bus = self.layout.buses[self._owner_bus[xp]]
-            if bus in out:
-                out[bus] += float(per_line[self._owner_line[xp]])
-        return out
+        per_line = self._bounds.line_currents(self.line_voltages(), self.limits.g_max_expected_S)
+        buses = self.layout.buses
+        routed = self._routed(self.closed)
+        if routed is None:
+            out = {b: 0.0 for b in buses if self.outputs[b]}
+            for xp in self.closed:
+                bus = buses[self._owner_bus[xp]]
+                if bus in out:
+                    out[bus] += float(per_line[self._owner_line[xp]])
+            return out
+        on = np.array([self.outputs[b] for b in buses], dtype=bool)
+        acc = bus_totals(per_line, *routed[:2], on)
+        return {b: float(acc[k]) for k, b in enumerate(buses) if on[k]}
+
+    def buses_reaching_limit(self) -> list[str]:
+        """The buses with an output on and a current limit whose :meth:`bus_current_bounds`
+        reaches it, in bus order: the exact bounds' verdict, from the O(N log N) bounds unless
+        a limit lies within their error (a read asks at every reading)."""
+        buses = self.layout.buses
+        limits = np.array([self.compliance[b] if self.outputs[b] and self.compliance[b] is not None
+                           else np.nan for b in buses], dtype=float)
+        if np.isnan(limits).all():
+            return []
+        routed = self._routed(self.closed)
+        fast = None
+        if routed is not None and len(self._dev_a) >= self.fast_bounds_min_devices:
+            fast = self._bounds.line_currents_fast(self.line_voltages(), self.limits.g_max_expected_S)
+        if fast is not None:
+            on = np.array([self.outputs[b] for b in buses], dtype=bool)
+            lines, bus_of = routed[:2]
+            sel = on[bus_of]
+            n_bus = len(buses)
+            verdict = decide(np.bincount(bus_of[sel], fast[0][lines[sel]], n_bus),
+                             fast[1] * np.bincount(bus_of[sel], None, n_bus), limits)
+            if verdict is not None:
+                return [b for k, b in enumerate(buses) if verdict[k]]
+        exact = self.bus_current_bounds()
+        return [b for k, b in enumerate(buses) if not np.isnan(limits[k]) and exact[b] >= limits[k]]
 
     # -------------------------------------------------------------- checks
     def _check_devices(self, line_v: np.ndarray, what: str) -> float:
-        dv = self.device_voltage_bound(line_v)
-        worst = int(np.argmax(dv)) if dv.size else 0
-        vmax = float(dv[worst]) if dv.size else 0.0
-        a, b = (self.layout.lines[i] for i in self.layout.devices[worst]) if dv.size else ("", "")
+        worst, vmax = self._worst_device(line_v)
+        a, b = (self.layout.lines[i] for i in self.layout.devices[worst]) if len(self._dev_a) else ("", "")
         if vmax > self.ceiling + TOL:
             raise SafetyError("limits.v_read_max_V", f"{what} would put {vmax:.4g} V across device {a}-{b}, "
                               f"above the read ceiling {self.limits.v_read_max_V} V in a {self.scope} operation")
@@ -167,8 +237,8 @@ class SafetyGuard:
     def writing(self) -> bool:
         """Some device now sees more than the read ceiling."""
         if self._writing is None:
-            dv = self.device_voltage_bound(self.line_voltages())
-            self._writing = bool(dv.size) and float(dv.max()) > self.limits.v_read_max_V + TOL
+            _, vmax = self._worst_device(self.line_voltages())
+            self._writing = bool(len(self._dev_a)) and vmax > self.limits.v_read_max_V + TOL
         return self._writing
 
     def check_level(self, bus: str, volts: float) -> None:
@@ -218,6 +288,10 @@ class SafetyGuard:
         if hot:
             raise SafetyError("cold switching", f"relays change only with every source at 0 V; "
                               f"{', '.join(f'{b}={self.levels[b]} V' for b in hot)}")
+        # the common case in one pass of set operations; any fault is named by the loop below
+        lines = [self._owner_line.get(xp, -1) for xp in target]
+        if -1 not in lines and len(set(lines)) == len(lines) and self.layout.forbidden.isdisjoint(lines):
+            return
         per_line: dict[int, str] = {}
         for xp in target:
             if xp not in self._owner_line:
@@ -263,6 +337,10 @@ class GuardedActuator:
     def closed(self) -> frozenset[str]:
         return frozenset(self._guard.closed)
 
+    def closed_exactly(self, crosspoints: set[str]) -> bool:
+        """Whether exactly these crosspoints are closed (no copy of the closed set made)."""
+        return crosspoints == self._guard.closed
+
     def level(self, bus: str) -> float:
         return self._guard.levels[bus]
 
@@ -277,6 +355,9 @@ class GuardedActuator:
 
     def current_bounds(self) -> dict[str, float]:
         return self._guard.bus_current_bounds()
+
+    def buses_reaching_limit(self) -> list[str]:
+        return self._guard.buses_reaching_limit()
 
     # -- accounting
     def _spent(self, seconds: float, charge: float = 0.0) -> None:
@@ -399,16 +480,17 @@ class GuardedActuator:
         self._guard.check_switch(target)
         to_open = sorted(self._guard.closed - target)
         to_close = sorted(target - self._guard.closed)
+        multi = self._guard.config.multi_matrix
         if to_open:
             self._backend.open(to_open)
             self._guard.closed.difference_update(to_open)
             self._guard.changed()
-            self._relays(len(to_open))
+            self._relays(len(to_open), mainframes_touched(to_open) if multi else 1)
         if to_close:
             self._guard.closed.update(to_close)  # assumed closed even if the send fails
             self._guard.changed()
             self._backend.close(to_close)
-            self._relays(len(to_close))
+            self._relays(len(to_close), mainframes_touched(to_close) if multi else 1)
         return len(to_open) + len(to_close)
 
     def open_all(self) -> None:
@@ -417,133 +499,16 @@ class GuardedActuator:
         n = len(self._guard.closed)
         self._guard.closed.clear()
         self._guard.changed()
-        self._relays(n)
+        cfg = self._guard.config
+        self._relays(n, len(cfg.matrix_names) if cfg.multi_matrix else 1)  # every mainframe is told
 
-    def _relays(self, n: int) -> None:
+    def _relays(self, n: int, mainframes: int) -> None:
+        """One relay change of n crosspoints: one command (and settling) per mainframe it
+        reaches, one after the other. Counted as one command of the plan."""
         self.relay_operations += n
         self.commands += 1
         # a simulated matrix advances its own clock by the settling time
-        self._spent(self.timing.relay_s, self.timing.command_s)
-
-
-# ------------------------------------------------------------------ cleanup
-
-
-@dataclass
-class SafeState:
-    """What cleanup did and confirmed, instrument by instrument (the words the user is told).
-
-    ``confirmed``: instrument -> what its read-back showed; ``unconfirmed``: instrument ->
-    the steps that failed or whose read-back disagreed. The bench is safe only if every
-    instrument is confirmed and none is unconfirmed.
-    """
-
-    confirmed: dict[str, str] = field(default_factory=dict)
-    unconfirmed: dict[str, list[str]] = field(default_factory=dict)
-    errors: list[tuple[str, BaseException]] = field(default_factory=list)
-
-    @property
-    def safe(self) -> bool:
-        return not self.unconfirmed and bool(self.confirmed)
-
-    def summary(self) -> str:
-        """One line: per instrument, what was confirmed or what was not."""
-        parts = [f"{name}: {what}" for name, what in self.confirmed.items()]
-        for name, why in self.unconfirmed.items():
-            more = f"; +{len(why) - 2} more" if len(why) > 2 else ""
-            parts.append(f"{name}: NOT confirmed ({'; '.join(why[:2])}{more})")
-        head = ("bench safe, confirmed by read-back" if self.safe
-                else "bench NOT confirmed safe, check it by hand")
-        return f"{head}: " + "; ".join(parts) if parts else f"{head}: no instrument answered"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"safe": self.safe, "confirmed": dict(self.confirmed),
-                "unconfirmed": {k: list(v) for k, v in self.unconfirmed.items()}}
-
-
-def _instrument_of(bus: str, channel: Any) -> str:
-    return str(getattr(getattr(channel, "parent", None), "name", "") or bus)
-
-
-def secure(channels: Mapping[str, Any], matrix: Any | None, logger: logging.Logger | None = None, *,
-           instruments: Mapping[str, Any] | None = None, matrix_name: str = "matrix",
-           resync: bool = True) -> SafeState:
-    """Make the bench safe and say what was confirmed; every step is attempted whatever fails.
-
-    1. every instrument's link resynchronised (a cut exchange's reply must not be read as an
-       answer of the steps below, see ``drivers.transport.GuardedIO.resync``);
-    2. sources to 0 V, outputs off, relays open, in that order;
-    3. each read back: output state and level of every channel, the matrix's closed list;
-       an instrument is confirmed only if all of its read-backs agree.
-
-    ``channels`` maps bus names to source-meter channels, ``instruments`` names every driver
-    to resynchronise. Nothing here is checked by the guard: each step only makes the bench safer.
-    """
-    logger = logger or log
-    state = SafeState()
-    failed: dict[str, list[str]] = {}
-
-    def attempt(inst: str, step: str, fn: Any) -> Any:
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - collected, the next step still runs
-            logger.error("cleanup step %s failed: %s: %s", step, type(exc).__name__, exc)
-            state.errors.append((step, exc))
-            text = str(exc).removeprefix(f"{inst}: ")
-            failed.setdefault(inst, []).append(f"{step} failed ({type(exc).__name__}: {text[:100]})")
-            return None
-
-    if resync:
-        for name, drv in (instruments or {}).items():
-            if hasattr(drv, "resync"):
-                attempt(name, f"{name}: resync", drv.resync)
-    for bus, ch in channels.items():
-        attempt(_instrument_of(bus, ch), f"{bus}: source to 0 V", lambda ch=ch: ch.set_voltage(0.0))
-    for bus, ch in channels.items():
-        attempt(_instrument_of(bus, ch), f"{bus}: output off", lambda ch=ch: ch.set_output(False))
-    if matrix is not None:
-        attempt(matrix_name, f"{matrix_name}: open all relays", matrix.open_all)
-    # read back: what the user is told is what the instruments say
-    seen: dict[str, list[str]] = {}
-    for bus, ch in channels.items():
-        inst = _instrument_of(bus, ch)
-        chan = str(getattr(ch, "id", bus))
-        seen.setdefault(inst, [])
-        on = attempt(inst, f"{bus}: read back output", ch.output_enabled)
-        if on is True:
-            failed.setdefault(inst, []).append(f"{bus} ({chan}): output reads back ON")
-        if not hasattr(type(ch), "source_voltage"):  # a channel that cannot report its level
-            failed.setdefault(inst, []).append(f"{bus} ({chan}): level cannot be read back")
-            continue
-        level = attempt(inst, f"{bus}: read back level", lambda ch=ch: float(ch.source_voltage))
-        if level is not None and abs(level) > 1e-9:
-            failed.setdefault(inst, []).append(f"{bus} ({chan}): level reads back {level:g} V")
-        if on is False and level is not None and abs(level) <= 1e-9:
-            seen[inst].append(chan)
-    if matrix is not None:
-        closed = attempt(matrix_name, f"{matrix_name}: read back closed relays", matrix.closed)
-        if closed:
-            failed.setdefault(matrix_name, []).append(f"{len(closed)} relays read back closed: "
-                                                      f"{', '.join(sorted(closed)[:6])}")
-        elif closed is not None:
-            seen[matrix_name] = []
-    for inst, chans in seen.items():
-        if inst in failed:
-            continue
-        state.confirmed[inst] = ("all relays open" if inst == matrix_name and matrix is not None
-                                 else f"output{'s' if len(chans) > 1 else ''} {', '.join(chans)} off at 0 V")
-    state.unconfirmed = failed
-    return state
-
-
-def make_safe(channels: Mapping[str, Any], matrix: Any | None,
-              logger: logging.Logger | None = None) -> list[tuple[str, BaseException]]:
-    """Sources to 0 V, outputs off, relays open, each read back; returns the failed steps.
-
-    ``channels`` maps bus names to source-meter channels. See :func:`secure` for the
-    resynchronised, per-instrument account the runner uses.
-    """
-    return secure(channels, matrix, logger, resync=False).errors
+        self._spent(mainframes * self.timing.relay_s, mainframes * self.timing.command_s)
 
 
 def _hardware_current(config: BenchConfig, bus: str) -> tuple[float, str]:
@@ -552,7 +517,7 @@ def _hardware_current(config: BenchConfig, bus: str) -> tuple[float, str]:
     model = config.instrument(b.instrument).model
     v = config.limits.v_max_V
     smu = capability(model).i_max_at(v)
-    matrix = config.matrix.model
+    matrix = min((m.model for m in config.matrices), key=lambda m: capability(m).i_max or math.inf)
     carry = capability(matrix).i_max or math.inf
     if carry < smu:
         return carry, f"the carry rating of the {matrix} relays the bus goes through"

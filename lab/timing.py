@@ -26,13 +26,14 @@ class TimingModel:
     def from_config(cls, cfg: Any) -> "TimingModel":
         """From a :class:`lab.config.BenchConfig` (its [timing] and matrix settling)."""
         t = cfg.timing
-        settling = cfg.matrix.settling_time_s
+        # several mainframes: a change waits for the slowest of them to settle
+        settling = max(0.003 if m.settling_time_s is None else m.settling_time_s for m in cfg.matrices)
         return cls(
             nplc=t.nplc,
             line_frequency_Hz=float(t.line_frequency_Hz),
             command_latency_s=t.command_latency_s,
             measure_overhead_s=t.measure_overhead_s,
-            relay_settling_s=0.003 if settling is None else settling,
+            relay_settling_s=settling,
         )
 
     @property

@@ -85,7 +85,7 @@ def cell_lines(bench: BenchInfo) -> tuple[dict[int, int], dict[int, int]]:
     """
     rows: dict[int, int] = {}
     cols: dict[int, int] = {}
-    for (a, b), (i, j) in zip(bench.devices, bench.device_cells):
+    for (a, b), (i, j) in zip(bench.devices.tolist(), bench.device_cells.tolist()):
         rows.setdefault(i, a)
         cols.setdefault(j, b)
     if bench.topology == "film":
@@ -105,7 +105,7 @@ def field_terms(bench: BenchInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     outs, ins, devs = [], [], []
     untied = bench.topology == "crossbar" and all(len(lines) == 1 for lines in bench.neuron_lines)
-    for d, (i, j) in enumerate(bench.device_cells):
+    for d, (i, j) in enumerate(bench.device_cells.tolist()):
         if untied:
             outs.append(j)
             ins.append(i)
@@ -129,9 +129,9 @@ def field_matrix(bench: BenchInfo, values: "np.ndarray | float") -> np.ndarray:
 _CELLS: dict[int, tuple] = {}
 
 
-def _cells_tables(cells: tuple, n: int) -> tuple:
-    """A bench's device cells as arrays, built once per bench (a read per epoch of a long
-    training would otherwise convert the tuple of tuples every time): (cells (D, 2), flat
+def _cells_tables(cells: np.ndarray, n: int) -> tuple:
+    """A bench's device-cell index tables, built once per bench (a read per epoch of a long
+    training would otherwise rebuild them every time): (cells (D, 2), flat
     index of (i, j) and of (j, i) in an n×n matrix, off-diagonal mask, the count matrix when
     every device is read)."""
     hit = _CELLS.get(id(cells))
@@ -151,9 +151,17 @@ def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
 
     A crossbar has a device at (i, j) and at (j, i); the matrix shows their mean.
     """
+    global _SYMMETRIC_LAST
     n = bench.n_neurons
     g = np.asarray(g, dtype=float)
-    _, _, ij, ji, off, full = _cells_tables(bench.device_cells, n)
+    tables = _cells_tables(bench.device_cells, n)
+    # a plan that reads the same conductances again (a pre-flight hands every epoch's read the
+    # same result) gets a copy of the last matrix: the key is the bytes, not the object
+    key = (g.shape, g.tobytes())
+    last = _SYMMETRIC_LAST
+    if last is not None and last[0] is tables and last[1] == key:
+        return last[2].copy()
+    _, _, ij, ji, off, full = tables
     ok = off & np.isfinite(g)
     v = g[ok]
     # at most two devices per cell, one from each pass: their sum is order-free
@@ -166,13 +174,17 @@ def symmetric_matrix(bench: BenchInfo, g: np.ndarray) -> np.ndarray:
         m = total / count
     m[count == 0] = np.nan
     np.fill_diagonal(m, np.nan)
+    _SYMMETRIC_LAST = (tables, key, m.copy())
     return m
+
+
+_SYMMETRIC_LAST: tuple | None = None  # (cell tables, (g shape, g bytes), matrix) of the last call
 
 
 def device_index(bench: BenchInfo) -> dict[tuple[int, int], int]:
     """Device by matrix cell; a film device answers for (i, j) and (j, i)."""
     out: dict[tuple[int, int], int] = {}
-    for d, (i, j) in enumerate(bench.device_cells):
+    for d, (i, j) in enumerate(bench.device_cells.tolist()):
         out[(i, j)] = d
         if bench.topology == "film":
             out[(j, i)] = d
@@ -181,9 +193,10 @@ def device_index(bench: BenchInfo) -> dict[tuple[int, int], int]:
 
 def device_between(bench: BenchInfo, a: int, b: int) -> int:
     """The device joining lines a and b (in either order)."""
-    for d, (x, y) in enumerate(bench.devices):
-        if {x, y} == {a, b}:
-            return d
+    dev = bench.devices
+    hit = np.flatnonzero(((dev[:, 0] == a) & (dev[:, 1] == b)) | ((dev[:, 0] == b) & (dev[:, 1] == a)))
+    if hit.size:
+        return int(hit[0])
     raise ValueError(
         f"no device joins lines {bench.line_names[a]} and {bench.line_names[b]}"
     )

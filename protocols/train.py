@@ -7,7 +7,7 @@ array changes the conductances (Oja-like, with the device's soft bounds as the d
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, ClassVar, Iterator, Literal, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -185,12 +185,17 @@ class TrainHopfield(Protocol):
     def presentations(self, bench: BenchInfo) -> list[tuple[int, int, np.ndarray]]:
         """(epoch, pattern index, state) in the order they are applied."""
         _, x = self.patterns.for_bench(bench)
-        rng = np.random.default_rng(self.seed)
         out = []
-        for epoch in range(self.epochs):
-            idx = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
+        for epoch, idx in enumerate(self._epoch_orders(len(x))):
             out.extend((epoch, int(k), x[k]) for k in idx)
         return out
+
+    def _epoch_orders(self, n_patterns: int) -> Iterator[np.ndarray]:
+        """Each epoch's pattern order, drawn as it comes (a plan of 100,000 epochs need not
+        hold them all), from one generator seeded once: the same orders as :meth:`presentations`."""
+        rng = np.random.default_rng(self.seed)
+        for _ in range(self.epochs):
+            yield rng.permutation(n_patterns) if self.shuffle else np.arange(n_patterns)
 
     @property
     def schedule(self) -> str:
@@ -218,7 +223,7 @@ class TrainHopfield(Protocol):
         the n₊n₋ estimate leaves the patterns' film temperatures up to ~25 K apart.
         """
         _, x = self.patterns.for_bench(bench)
-        lines = np.array(bench.devices, dtype=int).reshape(-1, 2)
+        lines = bench.devices
         weight = np.ones(bench.n_devices)
         if g is not None:
             g = np.asarray(g, dtype=float)
@@ -282,9 +287,8 @@ class TrainHopfield(Protocol):
 
     def steps(self, bench: BenchInfo, resume: Mapping[str, Any] | None = None) -> Plan:
         self.check(bench)
-        names, _ = self.patterns.for_bench(bench)
+        names, x = self.patterns.for_bench(bench)
         start = int(resume.get("epoch", 0)) if resume else 0
-        plan = self.presentations(bench)
         yield Note(f"clamped training of {' '.join(names)} for epochs {start + 1}..{self.epochs}")
         # spare_self: never pulse a crossbar's self-couplings (random half splits, see self_free_groups)
         split = np.random.default_rng([self.seed, start, 1]) if (
@@ -312,9 +316,8 @@ class TrainHopfield(Protocol):
                 yield Note("levelling capped at v_max for " + " ".join(n for n, c in zip(names, capped) if c)
                            + ": those patterns run cooler than the others")
         n_patterns = len(volts_mu)
-        by_epoch: dict[int, list[tuple[int, int, np.ndarray]]] = {}
-        for p in plan:  # grouped once: a scan of the whole plan per epoch is quadratic in epochs
-            by_epoch.setdefault(p[0], []).append(p)
+        v_of = [float(v) for v in volts_mu]
+        period, rest = self.pulse.period_s, self.recovery_s
         encoded: dict[int, list[tuple[tuple[int, float], ...]]] = {}
 
         def phases(k: int, s: np.ndarray, v: float) -> list[tuple[tuple[int, float], ...]]:
@@ -326,25 +329,25 @@ class TrainHopfield(Protocol):
             if split is None:
                 encoded[k] = out
             return out
-        for epoch in range(start, self.epochs):
-            order = [k for _, k, _ in by_epoch.get(epoch, ())]
+        for epoch, idx in enumerate(self._epoch_orders(len(x))):
+            if epoch < start:  # a resumed run draws the orders it skips: the same ones follow
+                continue
+            order = idx.tolist()
             doses = []
-            for q, (_, k, s) in enumerate(by_epoch.get(epoch, ())):
-                v = float(volts_mu[k])
+            for q, k in enumerate(order):
                 width, count = self.dose(epoch * n_patterns + q)
                 doses.append(width * count)
-                for lines in phases(k, s, v):
-                    yield Pulse(lines, float(width), int(count), self.pulse.period_s)
-                if self.recovery_s > 0:
-                    yield Wait(self.recovery_s)
-            yield Record("train_epoch", {"epoch": epoch + 1, "order": np.array(order),
-                                         "v_train": np.array([volts_mu[k] for k in order]),
+                for lines in phases(k, x[k], v_of[k]):
+                    yield Pulse(lines, float(width), int(count), period)
+                if rest > 0:
+                    yield Wait(rest)
+            yield Record("train_epoch", {"epoch": epoch + 1, "order": idx, "v_train": volts_mu[idx],
                                          "dose_s": np.array(doses)})
             if self.reads_after(epoch + 1):
                 m = yield from read_matrix(bench, self.read_repeats, self.v_read, epoch + 1)
                 matrices.append(m)
                 read_epochs.append(epoch + 1)
-            yield Checkpoint({"epoch": epoch + 1, "v_levels": [float(v) for v in volts_mu]})
+            yield Checkpoint({"epoch": epoch + 1, "v_levels": list(v_of)})
         return {"epochs": read_epochs, "g": matrices, "v_levels": volts_mu}
 
 

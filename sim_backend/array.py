@@ -9,8 +9,8 @@ next looked at: a long wait and many short reads then give the same state, even 
 
 A drive configuration (the voltages across the devices) usually stays the same over many
 steps (a pulse split by the circuit, or repeated presentations). Its devices that can move
-are packed once (see ``_Drive``) and integrated there. The packed state stays packed across
-the 0 V gaps of a pulse train (their relaxation is owed as one exponent, ``_Drive.idle``) and
+are packed once (see ``Drive``) and integrated there. The packed state stays packed across
+the 0 V gaps of a pulse train (their relaxation is owed as one exponent, ``Drive.idle``) and
 while the state is looked at (copied out, not unpacked); it is merged back when the drive
 changes or the state is set.
 
@@ -31,19 +31,12 @@ import numpy as np
 from . import physics
 from .presets import DevicePreset
 from .topology import Topology
+from .drive import Drive, relax
 
 _MAX_DG = 0.02  # largest relative conductance change per internal sub-step (feedback on j)
 _MAX_SUBSTEPS = 256
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 _BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
-# least-drive classes the packed devices are ordered by (rho = j/j_d at x = 1, the weakest
-# drive a device can see): the weakly driven ones, which may relax visibly or stop at the creep
-# onset, then come first, and those past depinning at any state last. New voltages that leave
-# the driven set as it is may move a device down by one class (Drive.repack_voltages): so the
-# exact-law prefix takes one class more, and one class above 1 separates the devices past
-# depinning at any state (they skip the creep term) from that margin.
-_RHO_EDGES = np.geomspace(0.02, 1.0, 64)
-_RHO_EDGES = np.append(_RHO_EDGES, _RHO_EDGES[-1] * _RHO_EDGES[1] / _RHO_EDGES[0])
 _POLY_MAX_LAM = 0.1  # exp(−λ) by its series below this (cheaper than np.exp, as exact in float32)
 KERNELS = ("auto", "numpy", "numba")
 # auto takes numba from this many devices on (a crossbar of N = 128): importing numba costs
@@ -73,166 +66,6 @@ def load_kernel(name: str) -> Any:
                               f"(or HOPBENCH_KERNEL=numpy); importing it failed: {e}") from e
         return None
     return kernels
-
-
-class _Drive:
-    """The movable devices of one drive configuration, packed and ordered by least drive.
-
-    The packed state is y = x for devices pushed down (bipolar, V < 0) and y = 1 − x for
-    devices pushed up, so that with no visible relaxation the exact step is y ← y·exp(−λ)
-    either way. j/j_d,nominal = c0 + c1·y and the dissipated power is P0 + u·y.
-    """
-
-    def __init__(self, array: DeviceArray, V: np.ndarray) -> None:
-        p = array.preset
-        self.V = V.copy()
-        k = array._k
-        if k is not None:
-            (self.idx, self.c0, self.c1, self.u, self.jd, self.mob, self.up, self.cls, self.cum, self.P_rest,
-             self.P0, self.j_max, self.a_max, self.m_max) = k.pack(
-                V, array.jd_rel, array.mobility, array.contrast, array._x, array.g_max, array._jrel_per_V,
-                p.creep_onset, p.polarity == "bipolar", _RHO_EDGES)
-            self.M = self.idx.shape[0]
-            self.q = int(self.cum[_RHO_EDGES.size])
-            self._state()
-            return
-        nz = np.flatnonzero(V)
-        absV = np.abs(V[nz]).astype(np.float64)
-        jd = array.jd_rel[nz].astype(np.float64)
-        mob = array.mobility[nz]
-        j_top = absV * array._jrel_per_V  # j at x = 0, the largest it can be
-        can_move = (mob > 0) & (j_top >= p.creep_onset * jd)
-        a = array.contrast[nz].astype(np.float64)
-        x = array._x[nz].astype(np.float64)
-        power = absV**2 * array.g_max[nz] * (1.0 - a * x)
-        self.P_rest = float(power[~can_move].sum())  # driven but never moving: power only
-
-        sel = np.flatnonzero(can_move)
-        rho_lb = j_top[sel] * (1.0 - a[sel]) / jd[sel]
-        key = np.searchsorted(_RHO_EDGES, rho_lb, side="right").astype(np.int16)
-        order = np.argsort(key, kind="stable")  # radix sort of small keys
-        self.cum = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=_RHO_EDGES.size + 1))])
-        self.q = int(self.cum[_RHO_EDGES.size])  # first device past depinning at any state
-        sel = sel[order]
-        self.cls = key[order].astype(np.int8)  # least-drive class of each packed device
-        self.idx = nz[sel].astype(np.int32)
-        self.M = sel.size
-        up = (V[self.idx] > 0) | (p.polarity != "bipolar")
-        sigma = np.where(up, -1.0, 1.0)  # x = t + σ·y with t = 1 for up, 0 for down
-        t = up.astype(np.float64)
-        a, jt, aV = a[sel], j_top[sel], absV[sel]
-        f32 = np.float32
-        self.c0 = (jt * (1.0 - a * t)).astype(f32)
-        self.c1 = (-jt * a * sigma).astype(f32)
-        gV2 = aV**2 * array.g_max[self.idx]
-        self.P0 = float(np.sum(gV2 * (1.0 - a * t))) + self.P_rest
-        self.u = (-gV2 * a * sigma).astype(f32)
-        self.jd = jd[sel].astype(f32)
-        self.mob = mob[sel].copy()
-        self.up = up
-        self.j_max = float(jt.max()) if self.M else 0.0
-        self.a_max = float(a.max()) if self.M else 0.0
-        self.m_max = float(self.mob.max()) if self.M else 0.0
-        self._state()
-
-    def _state(self) -> None:
-        self.y = np.empty(self.M, np.float32)
-        self.live = False  # y holds the state (and array._x is stale for these devices)
-        self.synced = False  # while live: array._x holds a copy of y's state for these devices
-        self.idle = 0.0  # relaxation exponent (unit mobility) the packed devices owe for idle time
-        self.weak_end = self.M  # packed devices past it are never below the step's threshold
-
-    def repack_voltages(self, array: DeviceArray, V: np.ndarray) -> bool:
-        """Take new voltages V that leave the packing as it is (the same movable devices,
-        pushed the same way, none more than one least-drive class below the one it was packed
-        in, the margin of _RHO_EDGES and prefix): the drive terms follow V, the
-        packed state stays packed. A floating circuit changes every device's voltage a little
-        as conductances move, so a pulse train through contact resistance would otherwise
-        repack at every pulse. False (repack needed) if V changes the structure."""
-        p = array.preset
-        k = array._k
-        if k is not None:
-            ok, P_rest, P0, j_max = k.repack_voltages(
-                V, array.jd_rel, array.mobility, array.contrast, array._x, array.g_max, array._jrel_per_V,
-                p.creep_onset, p.polarity == "bipolar", _RHO_EDGES, self.idx, self.up, self.cls,
-                self.c0, self.c1, self.u)
-            if not ok:
-                return False
-        else:
-            absV = np.abs(V).astype(np.float64)
-            jd = array.jd_rel.astype(np.float64)
-            j_top = absV * array._jrel_per_V
-            movable = (V != 0) & (array.mobility > 0) & (j_top >= p.creep_onset * jd)
-            if int(np.count_nonzero(movable)) != self.M or not movable[self.idx].all():
-                return False
-            up = (V[self.idx] > 0) | (p.polarity != "bipolar")
-            a = array.contrast[self.idx].astype(np.float64)
-            jt, aV = j_top[self.idx], absV[self.idx]
-            rho_lb = jt * (1.0 - a) / jd[self.idx]
-            key = np.searchsorted(_RHO_EDGES, rho_lb, side="right")
-            if not (np.array_equal(up, self.up) and np.all(key >= self.cls - 1)):
-                return False  # another direction, or down by more than the one class of margin
-            rest = (V != 0) & ~movable
-            x = array._x[rest].astype(np.float64)
-            a_rest = array.contrast[rest].astype(np.float64)
-            P_rest = float(np.sum(absV[rest]**2 * array.g_max[rest] * (1.0 - a_rest * x)))
-            sigma = np.where(up, -1.0, 1.0)
-            t = up.astype(np.float64)
-            self.c0[:] = jt * (1.0 - a * t)
-            self.c1[:] = -jt * a * sigma
-            gV2 = aV**2 * array.g_max[self.idx]
-            P0 = float(np.sum(gV2 * (1.0 - a * t))) + P_rest
-            self.u[:] = -gV2 * a * sigma
-            j_max = float(jt.max()) if self.M else 0.0
-        self.P_rest, self.P0, self.j_max = float(P_rest), float(P0), float(j_max)
-        self.V[:] = V
-        return True
-
-    def matches(self, V: np.ndarray, kernel: Any = None) -> bool:
-        if kernel is not None:  # bitwise: −0 ≠ +0 only costs a repack
-            return bool(kernel.same_bits(self.V.view(np.int32), V.view(np.int32)))
-        return np.array_equal(self.V, V)
-
-    def prefix(self, rho_threshold: float) -> int:
-        """Packed devices [0, prefix) include every one whose least drive is below threshold
-        (with one class of margin: see _RHO_EDGES)."""
-        k = int(np.searchsorted(_RHO_EDGES, rho_threshold, side="right")) + 2
-        return int(self.cum[min(k, self.cum.size - 1)])
-
-    def gather(self, x: np.ndarray, kernel: Any = None) -> None:
-        if kernel is not None:
-            kernel.gather(x, self.idx, self.up, self.y)
-        else:
-            xs = x[self.idx]
-            self.y[:] = np.where(self.up, 1.0 - xs, xs)
-        self.live = True
-        self.synced = True
-        self.idle = 0.0
-
-    def copy_out(self, x: np.ndarray, kernel: Any = None) -> None:
-        """Write the packed state into x, keeping it packed."""
-        if kernel is not None:
-            kernel.scatter(x, self.idx, self.up, self.y)
-        else:
-            x[self.idx] = np.where(self.up, 1.0 - self.y, self.y)
-        self.synced = True
-
-    def relax_idle(self, x_rest: np.float32, m_max: float, kernel: Any = None) -> None:
-        """Apply the idle relaxation owed, rounded exactly as unpacking, relaxing and repacking."""
-        K, self.idle = self.idle, 0.0
-        if K == 0.0 or self.M == 0:
-            return
-        self.synced = False
-        if K * m_max < 1e-4 and kernel is not None:
-            kernel.relax_packed_small(self.y, self.up, self.mob, x_rest, np.float32(K))
-            return
-        x = np.where(self.up, 1.0 - self.y, self.y)
-        _relax(x, self.mob, x_rest, K, K * m_max < 1e-4, np.empty((2, x.shape[0]), np.float32))
-        self.y[:] = np.where(self.up, 1.0 - x, x)
-
-    def nbytes(self) -> int:
-        arrays = (self.V, self.idx, self.c0, self.c1, self.u, self.jd, self.mob, self.y, self.up, self.cls)
-        return sum(a.nbytes for a in arrays)
 
 
 class DeviceArray:
@@ -269,14 +102,15 @@ class DeviceArray:
         self._pool_offset = 0
         self._pool_cursor = 0
         self._packed_noise: np.ndarray | None = None  # the pool gathered for self._drive's packing
-        self._packed_noise_drive: _Drive | None = None
+        self._packed_noise_drive: Drive | None = None
         self.film_temperature_K = p.ambient_K
-        self._drive: _Drive | None = None
+        self._drive: Drive | None = None
         self._scratch = np.empty((3, min(_BLOCK, D)), f32)
         self._exact_law = False  # float64 rate law for every device (reference for tests)
         self._keep_packed = True  # False: unpack at every idle gap (the reference for tests)
         self._retry_voltages = 0  # new drives to pack afresh before trying repack_voltages again
         self.version = 0  # bumps whenever the state a reader sees (x, conductance) changes
+        self._g_cache: tuple[int, np.ndarray] | None = None  # (version, conductances) of the last read
         self.kernel = kernel_name(kernel)  # asked for; loaded on the first step that needs it
         self._kernel_module: Any = False
         self._ones = np.ones(0, f32)  # cycle-noise factors of a noiseless preset (numba path)
@@ -354,17 +188,35 @@ class DeviceArray:
         self.version += 1
 
     def conductance(self) -> np.ndarray:
-        """True conductance of every device (S, float64)."""
-        x = self.x
-        return self.g_max.astype(np.float64) * (1.0 - self.contrast.astype(np.float64) * x)
+        """True conductance of every device (S, float64): a fresh array the caller may keep."""
+        return self.conductance_view().copy()
+
+    def conductance_view(self) -> np.ndarray:
+        """The true conductances, shared: kept until ``version`` moves (a read asks for them at
+        every reading while the state stands still). Read-only: a write raises."""
+        x = self.x  # first: flushing or syncing the packed state may bump the version
+        hit = self._g_cache
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
+        # g_max·(1 − contrast·x) in float64, in three passes over one buffer (the float32
+        # operands are widened exactly inside each ufunc, as astype would)
+        g = np.multiply(self.contrast, x, dtype=np.float64)
+        np.subtract(1.0, g, out=g)
+        g = np.multiply(self.g_max, g, out=g, dtype=np.float64)
+        g.flags.writeable = False
+        self._g_cache = (self.version, g)
+        return g
 
     def read_conductance(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """One noisy read-out of every device: true G plus read noise (state untouched)."""
-        g = self.conductance()
+        g = self.conductance_view()
         sigma = self.preset.read_noise_window * self.window_S
         if sigma > 0:
-            g += sigma * (rng or self.rng).standard_normal(g.shape[0])
-        return g
+            noise = (rng or self.rng).standard_normal(g.shape[0])
+            noise *= sigma
+            noise += g  # the sum g + noise, rounded alike either way round
+            return noise
+        return g.copy()
 
     @property
     def stuck(self) -> np.ndarray:
@@ -451,7 +303,7 @@ class DeviceArray:
         self._pool_offset = int(self.rng.integers(0, pad))
         self._packed_noise = None
 
-    def _noise(self, d: _Drive) -> np.ndarray | None:
+    def _noise(self, d: Drive) -> np.ndarray | None:
         """Cycle-to-cycle factors of the packed devices of d for the present pulse, in packed order.
 
         A device's factor is taken from the pool by its device index, not its packed position:
@@ -471,6 +323,8 @@ class DeviceArray:
             return
         if d.idle * self._m_max >= _F32_TINY:  # the rule of _flush: applied once visible
             d.relax_idle(np.float32(self.preset.rest_state), self._m_max, self._k)
+            if d.M:
+                self.version += 1  # the packed devices relaxed: what a reader sees moved
         if not d.synced:
             d.copy_out(self._x, self._k)
 
@@ -486,7 +340,7 @@ class DeviceArray:
         d.copy_out(self._x, self._k)
         d.live = False
 
-    def _drive_for(self, V: np.ndarray) -> _Drive:
+    def _drive_for(self, V: np.ndarray) -> Drive:
         d, k = self._drive, self._k
         same = d is not None and d.matches(V, k)
         if not same and d is not None and d.live and self._keep_packed:
@@ -499,7 +353,7 @@ class DeviceArray:
         if not same:
             self._write_back()  # (a failed repack_voltages leaves y, idx and up intact)
             self._flush(force=True)
-            d = self._drive = _Drive(self, V)
+            d = self._drive = Drive(self, V)
         elif not d.live:
             self._flush(force=True)
         if not d.live:
@@ -525,12 +379,12 @@ class DeviceArray:
         else:
             for s in range(0, x.shape[0], _BLOCK):
                 e = min(s + _BLOCK, x.shape[0])
-                _relax(x[s:e], m[s:e], x_rest, K, small, self._scratch[:, :e - s])
+                relax(x[s:e], m[s:e], x_rest, K, small, self._scratch[:, :e - s])
         if self._drive is not None:
             self._drive.synced = False
         self.version += 1
 
-    def _step(self, d: _Drive, dt: float) -> float:
+    def _step(self, d: Drive, dt: float) -> float:
         """One step of dt with frozen film temperature; returns the largest state change.
 
         Weakly driven devices (whose restoring hops may still be visible, or which may stop
@@ -576,7 +430,7 @@ class DeviceArray:
             lam_max = max(lam_max, self._exact(d, np.unique(np.concatenate(slow)), T_film, dt))
         return max(lam_max, self._pending * self._m_max)
 
-    def _block_numpy(self, d: _Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
+    def _block_numpy(self, d: Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
                      inv_threshold: np.float32, lam_fast: float, slow: list[np.ndarray]) -> float:
         """The float32 law on packed devices [s, e) with numpy passes (the reference kernel)."""
         p = self.preset
@@ -602,7 +456,7 @@ class DeviceArray:
         d.y[s:e] *= _exp_neg(lam, top, tmp)
         return top
 
-    def _block_numba(self, d: _Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
+    def _block_numba(self, d: Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
                      inv_threshold: np.float32, lam_fast: float, slow: list[np.ndarray]) -> float:
         """The float32 law on packed devices [s, e): compiled passes around np.exp."""
         p, k = self.preset, self._k
@@ -657,7 +511,7 @@ class DeviceArray:
             top = float(lam.max())
         return top
 
-    def _exact(self, d: _Drive, sel: slice | np.ndarray, T_film: float, dt: float) -> float:
+    def _exact(self, d: Drive, sel: slice | np.ndarray, T_film: float, dt: float) -> float:
         """Exact exponential steps of packed devices `sel` with the float64 law.
 
         The rates are frozen over each sub-step; sub-steps keep the relative conductance
@@ -708,22 +562,6 @@ class DeviceArray:
             y = np.clip((x - t) * sigma, 0.0, 1.0)
         d.y[sel] = y
         return lam_max
-
-
-def _relax(x: np.ndarray, m: np.ndarray, x_rest: np.float32, K: float, small: bool,
-           scratch: np.ndarray) -> None:
-    """x ← x_rest + (x − x_rest)·exp(−m·K) in place (the series 1 − mK when `small`)."""
-    t = scratch[0, :x.shape[0]]
-    np.subtract(x, x_rest, out=t)
-    if small:
-        t *= m
-        t *= np.float32(K)
-        x -= t
-    else:
-        d = np.multiply(m, np.float32(-K), out=scratch[1, :x.shape[0]])
-        np.exp(d, out=d)
-        t *= d
-        np.add(t, x_rest, out=x)
 
 
 def _exp_neg(lam: np.ndarray, top: float, tmp: np.ndarray) -> np.ndarray:

@@ -64,6 +64,9 @@ class SimulatedBench:
             topology.line_index(line)  # raises KeyError naming the line
             self.crosspoints[str(ch)] = (bus, line)
         self.circuit = Circuit(topology, self._sources)
+        # channel → its circuit link, built once: a read reconfigures hundreds of times
+        bus_index = self.circuit.bus_index
+        self._links = {ch: (bus_index[bus], topology.line_index(line)) for ch, (bus, line) in self.crosspoints.items()}
         self._closed: set[str] = set()
         self.relay_operations = 0
         self.hot_switches = 0
@@ -217,12 +220,8 @@ class SimulatedBench:
     # -- circuit -------------------------------------------------------------
     def _configure(self) -> None:
         if self._relays_dirty:
-            idx = self.circuit.bus_index
-            links = []
-            for ch in sorted(self._closed):
-                bus, line = self.crosspoints[ch]
-                links.append((idx[bus], self.topology.line_index(line), self.contact_resistance_ohm))
-            self.circuit.configure(links)
+            r, links = self.contact_resistance_ohm, self._links
+            self.circuit.configure([(*links[ch], r) for ch in sorted(self._closed)])
             self._relays_dirty = False
 
     def true_conductances(self) -> np.ndarray:
@@ -252,7 +251,8 @@ class SimulatedBench:
             key = (self._config_version, self.array.version)
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]  # before conductance(): it forces the packed state back
-            sol = self.circuit.solve(self.array.conductance())
+            G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+            sol = self.circuit.solve(G)
             self._cached = (key, sol)
             return sol
 
@@ -289,23 +289,34 @@ class SimulatedBench:
             if not self._skip_unchanged_solves:
                 self._cached = None
             sol = self.solve_now()
+            device_v = self._array_voltages(sol)
             if sol.fast_path:  # device voltages do not depend on the conductances
-                self.array.advance(sol.device_v, remaining, continuing=continuing)
+                self.array.advance(device_v, remaining, continuing=continuing)
                 return
             h = min(remaining, self._chunk_hint)
             if remaining - h < 1e-12 * dt:
                 h = remaining
-            change = self.array.advance(sol.device_v, h, continuing=continuing)
+            change = self.array.advance(device_v, h, continuing=continuing)
             continuing = True
             remaining -= h
             if remaining > 0 and not getattr(self.array, "can_move", True):
                 # nothing can move under this drive: no feedback of G on V to follow
                 h, remaining = remaining, 0.0
-                change = max(change, self.array.advance(sol.device_v, h, continuing=True))
+                change = max(change, self.array.advance(device_v, h, continuing=True))
             if change > _CHUNK_CHANGE:
                 self._chunk_hint = h * _CHUNK_CHANGE / change
             elif change < _CHUNK_CHANGE / 4:
                 self._chunk_hint = min(self._chunk_hint * 2, np.inf)
+
+    def _array_voltages(self, sol: CircuitSolution) -> np.ndarray:
+        """The solution's device voltages as the array takes them: a pair array converts them to
+        float32 on every step, so a solution reused over many readings is converted once."""
+        if type(self.array) is not DeviceArray:
+            return sol.device_v
+        hit = getattr(self, "_voltages32", None)
+        if hit is None or hit[0] is not sol:
+            hit = self._voltages32 = (sol, np.asarray(sol.device_v, dtype=np.float32))
+        return hit[1]
 
     def sync_realtime(self) -> None:
         """Realtime mode: advance virtual time by the wall time since the last sync."""

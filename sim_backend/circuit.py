@@ -16,8 +16,9 @@ free block of the Laplacian is strongly diagonally dominant: its off-diagonal ro
 ρ ≈ R·Σ_k G_lk ≲ 3 % of the diagonal at N = 256. Preconditioned conjugate gradients on it
 (Jacobi preconditioner; the block is symmetric positive definite, a Laplacian plus the
 links and the insulation leak) then gain ~−log10 ρ digits per iteration, each iteration one
-pass over the devices (O(N²), no factorization, no BLAS threads), and every reading's own
-noisy conductances are solved exactly rather than through a factorization of other ones.
+pass over the devices (O(N²), no factorization; on a crossbar whose lines are all free
+nodes two GEMVs on the (N, N) conductance block, ``G @ x_cols`` and ``x_rows @ G``), and
+every reading's own noisy conductances are solved exactly rather than through a factorization of other ones.
 A few floating lines (no bus reaches them) have no such dominance: their block is inverted
 exactly and the preconditioner is block-diagonal. Configurations with many (a two-probe
 read) take the dense solve, which is also the reference the structured one is tested
@@ -95,7 +96,20 @@ class Circuit:
         self.leak_S = leak_S
         self.n_lines = topology.n_lines
         self.structured = True  # False: always the dense reference solve
+        # a crossbar's device (i, j) is row i against column j in row-major order: its
+        # voltages are then one outer difference, not two gathers over N² devices
+        n = topology.n
+        dev = topology.devices
+        self._rows_cols = (topology.kind == "crossbar" and dev.shape[0] == n * n and self.n_lines == 2 * n
+                           and np.array_equal(dev[:, 0], np.repeat(np.arange(n), n))
+                           and np.array_equal(dev[:, 1], np.tile(np.arange(n, 2 * n), n)))
+        self._dev_lines = (dev[:, 0].astype(np.intp), dev[:, 1].astype(np.intp))
         self.configure([])
+
+    @property
+    def links(self) -> list[tuple[int, int, float]]:
+        """The relay state configured: (bus index, line index, contact ohm) per link."""
+        return [(int(b), int(l), float(r)) for b, l, r in self._links.tolist()]
 
     def reset_modes(self) -> None:
         self._mode_cache.clear()
@@ -104,39 +118,48 @@ class Circuit:
     def configure(self, links: Iterable[tuple[int, int, float]]) -> None:
         """Relay state: links as (bus index, line index, contact ohm)."""
         L, B = self.n_lines, len(self.bus_names)
-        links = [(int(b), int(l), float(r)) for b, l, r in links]
-        uf = _UnionFind(L + B)
-        for b, l, r in links:
-            if r <= 0.0:
+        lk = np.array(links if isinstance(links, list) else list(links), dtype=float).reshape(-1, 3)
+        self._links = lk
+        link_bus_i, link_line_i = lk[:, 0].astype(np.intp), lk[:, 1].astype(np.intp)
+        merged = [(int(b), int(l)) for b, l in zip(link_bus_i[lk[:, 2] <= 0.0], link_line_i[lk[:, 2] <= 0.0])]
+        if merged:
+            uf = _UnionFind(L + B)
+            for b, l in merged:
                 uf.union(L + b, l)
-        roots = np.array([uf.find(i) for i in range(L + B)])
-        _, group = np.unique(roots, return_inverse=True)
+            roots = np.array([uf.find(i) for i in range(L + B)])
+            _, group = np.unique(roots, return_inverse=True)
+        else:  # no 0 Ω link: every node is its own group, in order (as np.unique would number them)
+            group = np.arange(L + B)
         self.group = group.astype(np.intp)
         self.n_groups = n = int(group.max()) + 1 if group.size else 0
-        self.links = links
+        link_bus = self.group[L + link_bus_i]
+        link_line = self.group[link_line_i]
 
-        dev = self.topology.devices
-        ga, gb = self.group[dev[:, 0]], self.group[dev[:, 1]]
+        if merged:
+            dev = self.topology.devices
+            ga, gb = self.group[dev[:, 0]], self.group[dev[:, 1]]
+        else:  # the groups are the lines themselves
+            ga, gb = self._dev_lines
         self._dev_ga, self._dev_gb = ga, gb
         self._dev_flat = None  # built lazily: only needed when a linear solve is
         passive = np.zeros((n, n))
         counts = np.bincount(self.group, minlength=n)
         passive[np.diag_indices(n)] += self.leak_S * counts
-        res = [(self.group[L + b], self.group[l], 1.0 / r) for b, l, r in links if r > 0.0]
-        res = [(a, c, g) for a, c, g in res if a != c]
-        self._res = np.array(res, dtype=float).reshape(-1, 3)
-        for a, c, g in res:
-            a, c = int(a), int(c)
-            passive[a, a] += g
-            passive[c, c] += g
-            passive[a, c] -= g
-            passive[c, a] -= g
+        keep = lk[:, 2] > 0.0
+        keep[keep] = link_bus[keep] != link_line[keep]
+        a, c = link_bus[keep], link_line[keep]
+        g = 1.0 / lk[keep, 2]
+        self._res = np.stack([a.astype(float), c.astype(float), g], axis=1).reshape(-1, 3)
+        self._res_a, self._res_c, self._res_g = a, c, g
+        if g.size:  # each link's four entries in link order, as one loop over the links adds them
+            rows = np.stack([a, c, a, c], axis=1).ravel()
+            cols = np.stack([a, c, c, a], axis=1).ravel()
+            np.add.at(passive, (rows, cols), np.stack([g, g, -g, -g], axis=1).ravel())
         self._passive_static = passive
         self._counts = counts
         self._mode_cache: dict = {}
-        lk = np.array([(self.group[L + b], self.group[l], r) for b, l, r in links], dtype=float).reshape(-1, 3)
-        self._link_bus_g = lk[:, 0].astype(np.intp)
-        self._link_line_g = lk[:, 1].astype(np.intp)
+        self._link_bus_g = link_bus
+        self._link_line_g = link_line
         with np.errstate(divide="ignore"):
             self._link_g = np.where(lk[:, 2] > 0, 1.0 / lk[:, 2], np.nan)
 
@@ -147,6 +170,37 @@ class Circuit:
             self._dev_flat = np.concatenate([ga * n + gb, gb * n + ga, ga * n + ga, gb * n + gb])
         w = np.concatenate([-G, -G, G, G])
         return np.bincount(self._dev_flat, weights=w, minlength=n * n).reshape(n, n)
+
+    def _dense_blocks(self, G: np.ndarray, modes: tuple, ff: np.ndarray, fp: np.ndarray, free_n: int,
+                      pin_n: int) -> tuple:
+        """The free×free and free×pinned blocks of passive + device Laplacian, bit for bit
+        ``(P + D(G)).take(ff)`` and ``.take(fp)``: the device terms are summed straight into
+        the blocks' own entries, in the order the full Laplacian's bincount adds them."""
+        key = ("dense", modes)
+        hit = self._mode_cache.get(key)
+        if hit is None:
+            n = self.n_groups
+            if self._dev_flat is None:
+                ga, gb = self._dev_ga, self._dev_gb
+                self._dev_flat = np.concatenate([ga * n + gb, gb * n + ga, ga * n + ga, gb * n + gb])
+            D = self._dev_ga.size
+            sign = np.repeat([-1.0, -1.0, 1.0, 1.0], D)
+            blocks = []
+            for flat in (ff, fp):
+                at = np.full(n * n, -1, np.intp)
+                at[flat] = np.arange(flat.size)
+                k = at[self._dev_flat]
+                sel = np.flatnonzero(k >= 0)
+                blocks.append((self._passive_static.take(flat), k[sel], sel % D, sign[sel], flat.size))
+            hit = self._mode_cache[key] = tuple(blocks)
+        out = []
+        for p_blk, dest, dev, sign, size in hit:
+            if dest.size:
+                out.append(p_blk + np.bincount(dest, weights=G.take(dev) * sign, minlength=size))
+            else:  # no device term here: the full Laplacian's entries are P + 0.0
+                out.append(p_blk + 0.0)
+        nf = free_n
+        return out[0].reshape(nf, nf), out[1].reshape(nf, pin_n)
 
     def _layout(self, modes: tuple) -> tuple:
         """Which groups are pinned (Dirichlet) and with which source, for one set of modes."""
@@ -167,34 +221,63 @@ class Circuit:
                 r_eff[i] = s.resistance_ohm if s.resistance_ohm > 0 else _CONFLICT_OHM
         pin_groups = np.array(sorted(pinned), dtype=np.intp)
         free = np.setdiff1d(np.arange(self.n_groups), pin_groups)
-        line_groups = self.group[:L]
-        all_lines_pinned = bool(np.isin(line_groups, pin_groups).all())
         n = self.n_groups
-        ff = (free[:, None] * n + free[None, :]).ravel()  # flat indices of the free×free block
-        fp = (free[:, None] * n + pin_groups[None, :]).ravel()
-        out = (pinned, r_eff, pin_groups, free, all_lines_pinned, ff, fp)
+        at_pin = np.zeros(n, bool)
+        at_pin[pin_groups] = True
+        line_pinned = at_pin[self.group[:L]]
+        all_lines_pinned = bool(line_pinned.all())
+        # the pinned sources' currents come from what leaves their nodes; devices count only
+        # where one of their ends is pinned (a line joined to a bus through 0 Ω)
+        devices_at_pins = bool(line_pinned.any()) and bool(at_pin[self._dev_ga].any() or at_pin[self._dev_gb].any())
+        pin_bus = np.array([pinned[g] for g in pin_groups.tolist()], dtype=np.intp)  # the source of each
+        out = (pinned, r_eff, pin_groups, free, all_lines_pinned, devices_at_pins, pin_bus)
         self._mode_cache[modes] = out
         return out
 
+    def _flat_blocks(self, modes: tuple, free: np.ndarray, pin_groups: np.ndarray) -> tuple:
+        """Flat indices of the free×free and free×pinned blocks of an n×n matrix (dense solve only)."""
+        key = ("flat", modes)
+        hit = self._mode_cache.get(key)
+        if hit is None:
+            n = self.n_groups
+            hit = self._mode_cache[key] = ((free[:, None] * n + free[None, :]).ravel(),
+                                           (free[:, None] * n + pin_groups[None, :]).ravel())
+        return hit
+
     def _structure(self, modes: tuple, free: np.ndarray, pin_groups: np.ndarray) -> tuple:
-        """Per set of modes, what the iterative solve reuses: the passive free×free and
-        free×pinned blocks, and the devices sorted by how their ends sit (both free: the
-        free-free couplings as a sparse matrix whose entries are refilled per solve; one end
-        pinned: what drives the free end)."""
+        """Per set of modes, what the iterative solve reuses: the passive free×free block (its
+        diagonal, and its off-diagonal part where links join free nodes) and free×pinned block,
+        and the devices: on a crossbar whose lines are all free, where its rows and columns sit
+        (the couplings are then GEMVs on the (N, N) conductance block); otherwise sorted by how
+        their ends sit (both free: the free-free couplings as a sparse matrix whose entries are
+        refilled per solve; one end pinned: what drives the free end)."""
         key = ("structure", modes)
         hit = self._mode_cache.get(key)
         if hit is not None:
             return hit
         P = self._passive_static
         nf = free.size
-        p_ff = P[np.ix_(free, free)]
         p_fp = P[np.ix_(free, pin_groups)]
-        p_diag = np.diag(p_ff).copy()
-        p_off_m = p_ff - np.diag(p_diag)
-        p_off = np.abs(p_off_m).sum(axis=1)
-        p_off_m = p_off_m if p_off.any() else None  # links to pinned buses only: diagonal
+        is_free = np.zeros(self.n_groups, bool)
+        is_free[free] = True
+        if is_free[self._res_a].any() and is_free[self._res_c].any() and \
+                (is_free[self._res_a] & is_free[self._res_c]).any():
+            p_ff = P[np.ix_(free, free)]
+            p_diag = np.diag(p_ff).copy()
+            p_off_m = p_ff - np.diag(p_diag)
+            p_off = np.abs(p_off_m).sum(axis=1)
+            p_off_m = p_off_m if p_off.any() else None
+        else:  # every link ends at a pinned node: the passive free block is its diagonal
+            p_diag = P[free, free]
+            p_off, p_off_m = np.zeros(nf), None
         pos = np.full(self.n_groups, -1, np.intp)
         pos[free] = np.arange(nf)
+        block = self._crossbar_block(pos)
+        if block is not None:  # no device has a pinned end, and the couplings need no index
+            none = np.zeros(0, np.intp)
+            hit = (p_fp, p_diag, p_off, p_off_m, none, none, none, none, none, None, None, block)
+            self._mode_cache[key] = hit
+            return hit
         ga, gb = self._dev_ga, self._dev_gb
         fa, fb = pos[ga], pos[gb]
         both = np.flatnonzero((fa >= 0) & (fb >= 0) & (ga != gb))
@@ -206,9 +289,28 @@ class Circuit:
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=nf))])
         adj = sparse.csr_matrix((np.zeros(rows.size), cols[order], indptr), shape=(nf, nf))
         dev_of_entry = np.concatenate([both, both])[order]
-        hit = (p_ff, p_fp, p_diag, p_off, p_off_m, fa, fb, both, a_only, b_only, adj, dev_of_entry)
+        hit = (p_fp, p_diag, p_off, p_off_m, fa, fb, both, a_only, b_only, adj, dev_of_entry, None)
         self._mode_cache[key] = hit
         return hit
+
+    def _crossbar_block(self, pos: np.ndarray) -> tuple | None:
+        """Where the rows and the columns of a crossbar sit among the free nodes, when every
+        line is a free node of its own: the devices are then the dense (N, N) block G[i, j]
+        coupling row i to column j, and the coupling of the free nodes is two GEMVs on it
+        (no index gather over N² devices). None otherwise (the sparse couplings serve)."""
+        t = self.topology
+        if t.kind != "crossbar" or t.n_devices != t.n * t.n:
+            return None
+        n = t.n
+        lp = pos[self.group[: 2 * n]]
+        if (lp < 0).any() or np.unique(lp).size != 2 * n:
+            return None
+        rows, cols = lp[:n], lp[n:]
+
+        def span(p: np.ndarray) -> slice | np.ndarray:  # a slice where contiguous: views, not copies
+            return slice(int(p[0]), int(p[0]) + n) if np.array_equal(p, np.arange(p[0], p[0] + n)) else p
+
+        return span(rows), span(cols), rows, cols
 
     def _solve_free_pcg(self, G: np.ndarray, modes: tuple, free: np.ndarray, pin_groups: np.ndarray,
                         v: np.ndarray, inject_f: np.ndarray, src_f: np.ndarray) -> np.ndarray | None:
@@ -216,15 +318,48 @@ class Circuit:
 
         A = P_ff + diag(src + device degree) − C, with C the free-free device couplings.
         """
-        (p_ff, p_fp, p_diag, p_off, p_off_m, fa, fb, both, a_only, b_only, adj,
-         dev_of_entry) = self._structure(modes, free, pin_groups)
+        (p_fp, p_diag, p_off, p_off_m, fa, fb, both, a_only, b_only, adj,
+         dev_of_entry, block) = self._structure(modes, free, pin_groups)
         nf = free.size
-        adj.data[:] = G[dev_of_entry]
-        g_b = G[both]
-        deg = (np.bincount(fa[both], g_b, nf) + np.bincount(fb[both], g_b, nf)
-               + np.bincount(fa[a_only], G[a_only], nf) + np.bincount(fb[b_only], G[b_only], nf))
+        if block is not None:  # every device joins two free lines: G as the (N, N) block
+            r_at, c_at, r_pos, c_pos = block
+            Gm = G.reshape(r_pos.size, c_pos.size)
+            deg = np.zeros(nf)  # row and column sums, as GEMVs (faster than the pairwise sums)
+            deg[r_at] = Gm @ np.ones(c_pos.size)
+            deg[c_at] = np.ones(r_pos.size) @ Gm
+            off = p_off + deg
+
+            def couple(x: np.ndarray) -> np.ndarray:
+                y = np.zeros(nf)
+                y[r_at] = Gm @ x[c_at]
+                y[c_at] = x[r_at] @ Gm
+                return y
+
+            def couple_block(u: np.ndarray) -> np.ndarray:
+                """The couplings among free nodes u, densely (u indexes the free nodes)."""
+                rk, ck = np.isin(u, r_pos), np.isin(u, c_pos)
+                row_of = np.full(nf, -1, np.intp)
+                row_of[r_pos] = np.arange(r_pos.size)
+                col_of = np.full(nf, -1, np.intp)
+                col_of[c_pos] = np.arange(c_pos.size)
+                out = np.zeros((u.size, u.size))
+                sub = Gm[np.ix_(row_of[u[rk]], col_of[u[ck]])]
+                out[np.ix_(np.flatnonzero(rk), np.flatnonzero(ck))] = sub
+                out[np.ix_(np.flatnonzero(ck), np.flatnonzero(rk))] = sub.T
+                return out
+        else:
+            adj.data[:] = G[dev_of_entry]
+            g_b = G[both]
+            deg = (np.bincount(fa[both], g_b, nf) + np.bincount(fb[both], g_b, nf)
+                   + np.bincount(fa[a_only], G[a_only], nf) + np.bincount(fb[b_only], G[b_only], nf))
+            off = p_off + adj @ np.ones(nf)
+
+            def couple(x: np.ndarray) -> np.ndarray:
+                return adj @ x
+
+            def couple_block(u: np.ndarray) -> np.ndarray:
+                return adj[u][:, u].toarray()
         diag = p_diag + src_f + deg
-        off = p_off + adj @ np.ones(nf)
         if not (diag > 0).all():
             return None
         # lines no bus anchors (floating): few, so their block is inverted exactly and the
@@ -234,7 +369,7 @@ class Circuit:
             return None
         inv = 1.0 / diag
         if loose.size:
-            a_uu = np.diag(diag[loose]) - adj[loose][:, loose].toarray()
+            a_uu = np.diag(diag[loose]) - couple_block(loose)
             if p_off_m is not None:
                 a_uu += p_off_m[np.ix_(loose, loose)]
             inv_uu = np.linalg.inv(a_uu)
@@ -248,15 +383,18 @@ class Circuit:
         rhs = inject_f - p_fp @ v[pin_groups]
         gb_ = self._dev_gb
         ga_ = self._dev_ga
-        rhs += np.bincount(fa[a_only], G[a_only] * v[gb_[a_only]], nf)
-        rhs += np.bincount(fb[b_only], G[b_only] * v[ga_[b_only]], nf)
+        if block is None:
+            rhs += np.bincount(fa[a_only], G[a_only] * v[gb_[a_only]], nf)
+            rhs += np.bincount(fb[b_only], G[b_only] * v[ga_[b_only]], nf)
 
         def op(x: np.ndarray) -> np.ndarray:
-            y = diag * x - adj @ x
+            y = diag * x - couple(x)
             if p_off_m is not None:
                 y += p_off_m @ x
             return y
 
+        # (a warm start from the last reading's solution was measured: read noise of 1e-3
+        # leaves it no better than this guess, and it would make a result depend on history)
         x = precondition(rhs)
         r = rhs - op(x)
         z = precondition(r)
@@ -286,10 +424,11 @@ class Circuit:
         for _ in range(2 * len(self.bus_names) + 4):
             sol, currents, v_group = self._solve_modes(G, modes, forced)
             worst, worst_excess, revert = None, 0.0, None
+            cur = currents.tolist()  # Python floats: the same IEEE arithmetic, without numpy scalars
             for i, b in enumerate(self.bus_names):
                 s = self.sources[b]
                 if modes[i] == "V":
-                    excess = abs(currents[i]) / s.compliance_A - 1.0 if s.compliance_A > 0 else np.inf
+                    excess = abs(cur[i]) / s.compliance_A - 1.0 if s.compliance_A > 0 else np.inf
                     if excess > 1e-9 and excess > worst_excess:
                         worst, worst_excess = i, excess
                 elif modes[i] == "I":
@@ -310,10 +449,10 @@ class Circuit:
     def _solve_modes(self, G, modes, forced):
         L = self.n_lines
         n = self.n_groups
-        pinned, r_eff, pin_groups, free, all_pinned, ff, fp = self._layout(modes)
+        pinned, r_eff, pin_groups, free, all_pinned, devices_at_pins, pin_bus = self._layout(modes)
         v = np.zeros(n)
-        for g, i in pinned.items():
-            v[g] = self.sources[self.bus_names[i]].level_V
+        v[pin_groups] = [self.sources[self.bus_names[i]].level_V for i in pin_bus]
+        sourced = bool(forced or r_eff)  # some bus is a current source or sits behind a resistance
         inject = np.zeros(n)
         for i, I in forced.items():
             inject[self.group[L + i]] += I
@@ -332,45 +471,61 @@ class Circuit:
                 x = self._solve_free_pcg(G, modes, free, pin_groups, v, inject[free], src_diag[free])
             structured = x is not None
             if x is None:
-                Lp = self._passive_static if fast else self._passive_static + self._device_laplacian(G)
                 nf = free.size
-                A = Lp.take(ff).reshape(nf, nf)
-                A.flat[:: nf + 1] += src_diag[free]
-                rhs = inject[free] - Lp.take(fp).reshape(nf, pin_groups.size) @ v[pin_groups]
+                ff, fp = self._flat_blocks(modes, free, pin_groups)
+                if fast:
+                    Lp = self._passive_static
+                    A = Lp.take(ff).reshape(nf, nf)
+                    a_fp = Lp.take(fp).reshape(nf, pin_groups.size)
+                else:
+                    A, a_fp = self._dense_blocks(G, modes, ff, fp, nf, pin_groups.size)
+                if sourced:  # (else every term is +0.0: the diagonal and the injection as they are)
+                    A.flat[:: nf + 1] += src_diag[free]
+                    rhs = inject[free] - a_fp @ v[pin_groups]
+                else:
+                    rhs = np.subtract(0.0, a_fp @ v[pin_groups])
                 x = np.linalg.solve(A, rhs)
             v[free] = x
         line_v = v[self.group[:L]]
-        dev = self.topology.devices
-        device_v = line_v[dev[:, 0]] - line_v[dev[:, 1]]
+        if self._rows_cols:
+            nr = self.topology.n
+            device_v = np.subtract.outer(line_v[:nr], line_v[nr:]).ravel()
+        else:  # v[group of a line] is that line's voltage
+            device_v = v[ga] - v[gb]
         device_i = G * device_v
-        # net current leaving each group through passive elements
-        out = np.bincount(ga, weights=device_i, minlength=n) - np.bincount(gb, weights=device_i, minlength=n)
-        out += self.leak_S * self._counts * v
+        # net current leaving each group through passive elements (only the pinned groups' is used)
+        if devices_at_pins:
+            out = np.bincount(ga, weights=device_i, minlength=n) - np.bincount(gb, weights=device_i, minlength=n)
+            out += self.leak_S * self._counts * v
+        else:
+            out = self.leak_S * self._counts * v
         if self._res.size:
-            a, c, g = self._res[:, 0].astype(np.intp), self._res[:, 1].astype(np.intp), self._res[:, 2]
+            a, c, g = self._res_a, self._res_c, self._res_g
             i_ac = g * (v[a] - v[c])
             out += np.bincount(a, weights=i_ac, minlength=n) - np.bincount(c, weights=i_ac, minlength=n)
         currents = np.zeros(len(self.bus_names))
-        from_others = np.zeros(n)
-        for i, b in enumerate(self.bus_names):
-            g = self.group[L + i]
-            if modes[i] == "I":
-                currents[i] = forced[i]
-            elif i in r_eff:
-                currents[i] = (self.sources[b].level_V - v[g]) / r_eff[i]
-            else:
-                continue
-            from_others[g] += currents[i]
-        for g, i in pinned.items():
-            currents[i] = out[g] - from_others[g]
+        if sourced:
+            from_others = np.zeros(n)
+            for i, b in enumerate(self.bus_names):
+                g = self.group[L + i]
+                if modes[i] == "I":
+                    currents[i] = forced[i]
+                elif i in r_eff:
+                    currents[i] = (self.sources[b].level_V - v[g]) / r_eff[i]
+                else:
+                    continue
+                from_others[g] += currents[i]
+            currents[pin_bus] = out[pin_groups] - from_others[pin_groups]
+        else:  # what leaves a pinned node is its source's current
+            currents[pin_bus] = out[pin_groups]
         link_i = (v[self._link_bus_g] - v[self._link_line_g]) * self._link_g
-        bus_v = {b: float(v[self.group[L + i]]) for i, b in enumerate(self.bus_names)}
+        bus_v = dict(zip(self.bus_names, v[self.group[L:]].tolist()))
         sol = CircuitSolution(
             line_v=line_v,
-            bus_current={b: float(currents[i]) for i, b in enumerate(self.bus_names)},
+            bus_current=dict(zip(self.bus_names, currents.tolist())),
             device_v=device_v,
             device_i=device_i,
-            in_compliance={b: modes[i] == "I" for i, b in enumerate(self.bus_names)},
+            in_compliance={b: m == "I" for b, m in zip(self.bus_names, modes)},
             bus_v=bus_v,
             link_current=link_i,
             fast_path=fast,

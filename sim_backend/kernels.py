@@ -15,7 +15,7 @@ compiled without fastmath, so they round exactly as the numpy passes they replac
 
 Equations (units and ranges: physics.py): v/v_d = exp[−T_d·max(ρ^(−μ) − 1, 0)/T] +
 s·max(j − j_d, 0), T = T_film + ΔT_d·j², ρ = j/j_d, j = c0 + c1·y (packed coordinates, see
-array._Drive); relaxation x ← x_rest + (x − x_rest)·exp(−m·K).
+drive.Drive); relaxation x ← x_rest + (x − x_rest)·exp(−m·K).
 """
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def exact_steps(y32, idx, c0, c1, jd, mob, up, pool, noisy, T_film, dt, a_max, m
 @nb.njit(**_EXACT)
 def pack(V, jd_rel, mobility, contrast, x, g_max, jrel_per_V, onset, bipolar, edges):
     """The movable devices of drive V in two passes (a counting sort by least-drive class,
-    stable as array._Drive's argsort): the per-device terms of _Drive, by the same formulas."""
+    stable as drive.Drive's argsort): the per-device terms of Drive, by the same formulas."""
     D = V.shape[0]
     nk = edges.shape[0] + 1
     counts = np.zeros(nk, np.int64)

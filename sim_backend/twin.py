@@ -20,9 +20,13 @@ instruments named (2600B models) together, as a bench's DB-25 digital I/O cable 
 asserts it, all at the same virtual instant.
 
 Source-meter channels name the buses they drive; matrix crosspoints join a bus to a device
-line. ``limits`` (optional) are what the model can do, in place of the simulator's
-datasheet defaults (see :mod:`sim_backend.instruments`). The twin's instruments are
-reached in process (:meth:`Twin.visa_library`) or over sockets and pseudo-terminals
+line. Several matrix entries with crosspoints are mainframes joined on shared rows (a large
+array): each names its crosspoints by its own channel ids, and on the simulated bench they
+are qualified by the instrument's name (``"m2:1A01"``), so the same channel of two mainframes
+is two crosspoints; with one matrix the bench keeps the plain ids. ``limits`` (optional) are
+what the model can do, in place of the simulator's datasheet defaults (see
+:mod:`sim_backend.instruments`). The twin's instruments are reached in process
+(:meth:`Twin.visa_library`) or over sockets and pseudo-terminals
 (:meth:`sim_backend.server.SimServer.from_twin`) by the bench file's own resource strings.
 """
 from __future__ import annotations
@@ -167,11 +171,14 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
     buses: list[str] = []
     driven: dict[str, str] = {}  # bus -> "instrument.channel" driving it
     crosspoints: dict[str, tuple[str, str]] = {}
+    qualified = _qualified(entries)
     for i, entry in enumerate(entries):
         where = f"instruments[{i}] ({entry['name']})"
         cls = MODELS[entry["model"]]
         if issubclass(cls, Keithley707B):
             for channel, (bus, line) in _crosspoints(entry, where, line_names).items():
+                if entry["name"] in qualified:
+                    channel = f"{entry['name']}:{channel}"
                 if channel in crosspoints:
                     raise TwinSpecError(f"twin spec: {where}: crosspoint {channel} wired twice")
                 crosspoints[channel] = (bus, line)
@@ -205,12 +212,41 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
     instruments: dict[str, SimInstrument] = {}
     by_resource: dict[str, SimInstrument] = {}
     for i, entry in enumerate(entries):
-        inst = _instrument(entry, f"instruments[{i}] ({entry['name']})", bench)
+        on = _MainframeRelays(bench, entry["name"]) if entry["name"] in qualified else bench
+        inst = _instrument(entry, f"instruments[{i}] ({entry['name']})", on)
         instruments[entry["name"]] = inst
         by_resource[entry["resource"]] = inst
     lines = _trigger_lines(spec, bench, instruments)
     return Twin(bench=bench, instruments=instruments, by_resource=by_resource, spec=dict(spec),
                 trigger_lines=lines)
+
+
+def _qualified(entries: list[Mapping[str, Any]]) -> set[str]:
+    """The mainframes whose channels the bench names "<instrument>:<channel>": all of them when
+    more than one matrix is wired (has crosspoints), none when one is."""
+    wired = {e["name"] for e in entries
+             if issubclass(MODELS[e["model"]], Keithley707B) and e.get("crosspoints") is not None}
+    return wired if len(wired) > 1 else set()
+
+
+class _MainframeRelays:
+    """The simulated bench as one mainframe of several sees it: its own channel ids, qualified
+    by its name on the way to the shared bench; everything else (clock, physics) is the bench's."""
+
+    def __init__(self, bench: Any, name: str) -> None:
+        self._bench = bench
+        self._prefix = f"{name}:"
+        n = len(self._prefix)
+        self.crosspoints = {ch[n:] for ch in bench.crosspoints if ch.startswith(self._prefix)}
+
+    def close(self, channels: list[str]) -> None:
+        self._bench.close([self._prefix + c for c in channels])
+
+    def open(self, channels: list[str]) -> None:
+        self._bench.open([self._prefix + c for c in channels])
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._bench, attr)
 
 
 def _trigger_lines(spec: Mapping[str, Any], bench: Any, instruments: Mapping[str, SimInstrument]) -> dict[int, TriggerLine]:

@@ -33,7 +33,11 @@ def test_protocols_lists_every_protocol_with_one_line() -> None:
     assert all(line and "\n" not in line for line in listed.values()), listed
 
 
-@pytest.mark.parametrize("name", sorted(registry()))
+# the shipped protocols: test files register their own throwaway ones in the same registry
+SHIPPED = sorted(n for n, cls in registry().items() if cls.__module__.startswith("protocols."))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_every_parameter_of_every_protocol_has_a_meaning(name: str) -> None:
     rows = parameters(registry()[name])
     missing = [r.name for r in rows if not r.description]

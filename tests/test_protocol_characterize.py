@@ -23,7 +23,7 @@ def generating_values(bench, a, b):
     """The simulated path's own parameters: the preset's, times the path's device-to-device draws."""
     arr = bench.twin.bench.array
     p = arr.preset
-    d = bench.info.devices.index((a, b))
+    d = bench.info.devices.tolist().index([a, b])
     volts_per_j = p.cross_section_m2 / p.g_max_S  # j = V·g_max_S/A (a path's area scales with its G)
     return {
         "g_max_S": float(arr.g_max[d]),
@@ -158,7 +158,7 @@ def test_characterize_film_path_gives_a_usable_preset():
                              widths=(5e-4, 2e-3), curve_pulses=15, noise_reads=5, retention_s=(0.0, 10.0, 100.0))
         out = Runner(bench).run(proto).returned
         arr = bench.twin.bench.array
-        d = bench.info.devices.index((0, 1))
+        d = bench.info.devices.tolist().index([0, 1])
         g_max_true = float(arr.g_max[d])
         g_min_true = g_max_true * (1 - float(arr.contrast[d]))
     finally:

@@ -96,7 +96,7 @@ def test_learned_weights_follow_clamped_oja(film):
 
 def test_iv_sweep_is_ohmic_and_reads_the_device(film):
     out = Runner(film).run(IVSweep(a="C3", b="C7", points=3)).returned
-    truth = film.truth()[film.info.devices.index((3, 7))]
+    truth = film.truth()[film.info.devices.tolist().index([3, 7])]
     assert out["g_fit"] == pytest.approx(truth, rel=0.01)
     assert out["g_relative_spread"] < 0.01
     assert np.all(np.sign(out["current"]) == np.sign(out["voltage"]))

@@ -91,7 +91,7 @@ def test_read_conductances_full_and_pairs():
     assert np.isnan(out["matrix"][2, 2])
     hb = HandBench(b, g)
     out = hb.run(ReadConductances(pairs=((3, 1),)))
-    assert hb.ops[0].devices == (b.device_cells.index((1, 3)),)
+    assert hb.ops[0].devices == (b.device_cells.tolist().index([1, 3]),)
     assert np.isfinite(out["g"]).sum() == 1
     with pytest.raises(ValueError, match="neurons run 0..2"):
         HandBench(crossbar_bench(3, tied=False), np.ones(9)).run(ReadConductances(pairs=((0, 7),)))

@@ -338,7 +338,7 @@ class DocumentObserver:
     def start(self, info: RunInfo) -> None:
         b = info.bench
         self._n_devices = b.n_devices
-        self._device_of = {(min(a, c), max(a, c)): i for i, (a, c) in enumerate(b.devices)}
+        self._device_of = {(min(a, c), max(a, c)): i for i, (a, c) in enumerate(b.devices.tolist())}
         meta = _metadata(info.run_id, info.protocol_name, info.protocol_params, info.seeds, info.bench_parsed,
                          info.simulated, info.host, info.software_version, info.git_revision, info.start_time,
                          (b.n_neurons, b.n_devices, b.n_lines), list(b.line_names), info.sim_preset)

@@ -260,8 +260,8 @@ class Run:
         return BenchInfo(
             line_names=tuple(self.line_names),
             neuron_lines=tuple(tuple(int(x) for x in ls) for ls in json.loads(self._scalar("sample/neuron_lines"))),
-            devices=tuple((int(a), int(b)) for a, b in self.device_lines),
-            device_cells=tuple((int(i), int(j)) for i, j in self.device_cells),
+            devices=self.device_lines,
+            device_cells=self.device_cells,
             topology=self.info["topology"], v_max=lim["v_max"], v_read_max=lim["v_read_max"],
             max_pulse_width_s=lim["max_pulse_width"], default_v_read=lim["default_v_read"],
             simulated=bool(self.info["simulated"]),

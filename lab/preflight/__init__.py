@@ -18,18 +18,20 @@ presentation its own width) are reused too, as functions of the width: a pulse's
 flow does not depend on its width, only its hold durations, bench time, dose and timeline
 do, and each of those is affine in it. After three full replays of one shape agree with an
 affine model, a new width is evaluated from it — each hold it would make is checked against
-``limits.pulse_width_max_s`` and must stay positive; any doubt replays the pulse in full.
+``limits.pulse_width_max_s`` and must stay positive; any doubt replays the pulse in full
+(:mod:`lab.preflight.pulse_shape`).
 
 Bounded: a protocol that can say how long its plan is (``plan_size(bench)``) is refused in
 well under a second when that exceeds ``max_operations``; otherwise the replay stops at
 ``max_operations`` (``truncated``) or refuses after ``max_wall_s``. The per-operation
-estimates the progress bar needs are kept as 8 bytes each, the reuse table is bounded.
+estimates the progress bar needs are kept as 8 bytes each, the reuse tables are bounded
+(and dropped together).
 Progress is reported (``progress.checking(done, total)``) when the check is not instant.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
+import itertools
 import time
 from array import array
 from collections import Counter
@@ -43,9 +45,10 @@ from lab.crossbar import Crossbar
 from lab.errors import HopbenchError, PlanRejected
 from lab.opcheck import check_operation, check_pulse_timing, effective_v_read
 from lab.operations import (
-    Apply, ApplyResult, Checkpoint, Multiply, Note, Operation, Pulse, ReadMatrix, ReadPair, Record, Wait,
+    Apply, Checkpoint, Multiply, Note, Operation, Pulse, ReadMatrix, ReadPair, Record, Wait,
 )
 from lab.safety import SafetyGuard, GuardedActuator
+from lab.preflight.pulse_shape import PulseShape
 
 MAX_OPERATIONS = 2_000_000
 MAX_WALL_S = 300.0  # a check longer than this is refused: split the plan into shorter runs
@@ -252,10 +255,18 @@ class _Outcome:
     d_float: tuple[float, float, float, float, float]  # estimated s, clock s, charge C, energy J, write s
     peak_V: float
     post: tuple  # guard levels, outputs, compliance, closed, write_elapsed, g_estimate key
+    post_id: int  # ``post`` interned: the key of the state it leaves
 
 
 class _Replay:
-    """The paper bench, guard and crossbar of one check, with the reuse of outcomes."""
+    """The paper bench, guard and crossbar of one check, with the reuse of outcomes.
+
+    Keys are made cheap, not approximate: the state the paper bench is in is interned once
+    (after a replay) and then known by its id, since a reused outcome leaves exactly its
+    recorded state; a drive (the line voltages of a pulse or apply) is interned by value and
+    then recognised by identity (a training plan yields the same tuple every epoch), so a
+    35-line drive is hashed once, not at every operation.
+    """
 
     def __init__(self, cfg: Any, g_nominal: float | None, reuse: bool) -> None:
         self.cfg = cfg
@@ -267,11 +278,18 @@ class _Replay:
         self.xbar.prepare()
         self.reuse = reuse
         self.reused = 0
+        self._ids = itertools.count()  # ids never repeat, so a forgotten one cannot alias a new one
         self._outcomes: dict[Any, _Outcome] = {}
-        self._checked: set[Any] = set()
+        self._checked: dict[Any, None] = {}  # a set, bounded like the other tables
+        self._states: dict[tuple, int] = {}
+        self._state_of: dict[int, tuple] = {}
         self._g_keys: dict[bytes, int] = {}
-        self._g_arrays: list[np.ndarray] = []
-        self._shapes: dict[Any, _PulseShape] = {}
+        self._g_arrays: dict[int, np.ndarray] = {}
+        self._drives: dict[tuple, int] = {}  # line voltages by value -> id
+        self._drive_of: dict[int, tuple[tuple, int]] = {}  # id(line voltages) -> (them, id)
+        self._shapes: dict[Any, PulseShape] = {}
+        self._cur: int | None = None  # id of the state the paper bench is in; None: not known
+        self._full = False
         self._holds: list[tuple[float, bool, float]] | None = None
         check_hold = guard.check_hold
 
@@ -282,20 +300,30 @@ class _Replay:
 
         guard.check_hold = recorded_check_hold  # type: ignore[method-assign]
         self._pulse_limit = cfg.limits.pulse_width_max_s * (1 + 1e-9)
+        self._command_s = act.timing.command_s
 
     # -------------------------------------------------------------- state
+    def _forget(self) -> None:
+        """Bounded memory: every table is dropped together (their keys refer to each other)."""
+        for table in (self._outcomes, self._checked, self._states, self._state_of, self._g_keys,
+                      self._g_arrays, self._drives, self._drive_of, self._shapes):
+            table.clear()
+        self._cur = None
+        self._full = False
+
+    def _add(self, table: Any, key: Any, value: Any) -> None:
+        table[key] = value
+        if len(table) > _CACHE_ENTRIES:
+            self._full = True  # forgotten at the next operation, not while keys are in use
+
     def _g_key(self) -> int:
         g = self.xbar.g_estimate
         b = g.tobytes()
         k = self._g_keys.get(b)
         if k is None:
-            if len(self._g_keys) > _CACHE_ENTRIES:
-                self._g_keys.clear()
-                self._g_arrays.clear()
-                self._outcomes.clear()
-                self._shapes.clear()
-            k = self._g_keys[b] = len(self._g_arrays)
-            self._g_arrays.append(g.copy())
+            k = next(self._ids)
+            self._add(self._g_keys, b, k)
+            self._g_arrays[k] = g.copy()
         return k
 
     def _state(self) -> tuple:
@@ -303,17 +331,43 @@ class _Replay:
         return (tuple(g.levels.values()), tuple(g.outputs.values()), tuple(g.compliance.values()),
                 frozenset(g.closed), g.write_elapsed, self._g_key())
 
-    def _restore(self, post: tuple, write_elapsed: float | None = None) -> None:
+    def _intern(self, state: tuple) -> int:
+        sid = self._states.get(state)
+        if sid is None:
+            sid = next(self._ids)
+            self._add(self._states, state, sid)
+            self._state_of[sid] = state
+        return sid
+
+    def _current(self) -> int:
+        if self._cur is None:
+            self._cur = self._intern(self._state())
+        return self._cur
+
+    def _restore(self, post_id: int, write_elapsed: float | None = None) -> None:
+        """Put the paper bench in state ``post_id`` (with another ``write_elapsed``, if given):
+        only the parts that differ from the present state are written."""
         g = self.guard
+        post = self._state_of[post_id]
+        cur = self._state_of[self._cur] if self._cur is not None else None
         levels, outputs, compliance, closed, we, gk = post
-        g.levels.update(zip(g.levels, levels))
-        g.outputs.update(zip(g.outputs, outputs))
-        g.compliance.update(zip(g.compliance, compliance))
-        g.closed.clear()
-        g.closed.update(closed)
+        if cur is None or cur[0] != levels:
+            g.levels.update(zip(g.levels, levels))
+        if cur is None or cur[1] != outputs:
+            g.outputs.update(zip(g.outputs, outputs))
+        if cur is None or cur[2] != compliance:
+            g.compliance.update(zip(g.compliance, compliance))
+        if cur is None or cur[3] != closed:
+            g.closed.clear()
+            g.closed.update(closed)
         g.write_elapsed = we if write_elapsed is None else write_elapsed
         g.changed()
-        self.xbar.g_estimate[:] = self._g_arrays[gk]
+        if cur is None or cur[5] != gk:
+            self.xbar.g_estimate[:] = self._g_arrays[gk]
+        if write_elapsed is None or write_elapsed == we:
+            self._cur = post_id
+        else:
+            self._cur = self._intern((levels, outputs, compliance, closed, write_elapsed, gk))
 
     def _tallies(self) -> tuple[tuple[int, int, int, int], tuple[float, float, float, float, float]]:
         a, p = self.act, self.paper
@@ -331,7 +385,35 @@ class _Replay:
         p.charge_C += d_float[2]
         p.energy_J += d_float[3]
         p.write_time_s += d_float[4]
-        p.max_device_V = max(p.max_device_V, peak)
+        if peak > p.max_device_V:
+            p.max_device_V = peak
+
+    # -------------------------------------------------------------- keys
+    def _drive(self, line_voltages: tuple) -> int:
+        hit = self._drive_of.get(id(line_voltages))
+        if hit is not None and hit[0] is line_voltages:  # the entry holds it: the id is not reused
+            return hit[1]
+        did = self._drives.get(line_voltages)
+        if did is None:
+            did = next(self._ids)
+            self._add(self._drives, line_voltages, did)
+        self._add(self._drive_of, id(line_voltages), (line_voltages, did))
+        return did
+
+    def _op_key(self, op: Operation) -> Any:
+        """A key equal for two operations exactly when they are equal; None if unhashable."""
+        try:
+            t = type(op)
+            if t is Pulse:
+                key: Any = (Pulse, self._drive(op.line_voltages), op.width_s, op.count, op.period_s, op.others)
+            elif t is Apply:
+                key = (Apply, self._drive(op.line_voltages), op.duration_s, op.others)
+            else:
+                key = op
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
     # -------------------------------------------------------------- one operation
     def step(self, op: Operation) -> tuple[Any, float]:
@@ -342,70 +424,70 @@ class _Replay:
             t0 = self.act.estimated_s
             check_operation(op, self.cfg)
             return execute(op, self.xbar, self.guard), self.act.estimated_s - t0
-        try:
-            hash(op)
-        except TypeError:  # an operation holding unhashable values: replayed, never reused
+        if self._full:
+            self._forget()
+        okey = self._op_key(op)
+        if okey is None:  # an operation holding unhashable values: replayed, never reused
             t0 = self.act.estimated_s
             check_operation(op, self.cfg)
+            self._cur = None
             return execute(op, self.xbar, self.guard), self.act.estimated_s - t0
-        self._check(op)
-        state = self._state()
-        key = (op, state)
+        self._check(op, okey)
+        sid = self._current()
+        key = (okey, sid)
         hit = self._outcomes.get(key)
         if hit is not None:
             self._apply(hit.d_counts, hit.d_float, hit.peak_V)
-            self._restore(hit.post)
+            self._restore(hit.post_id)
             self.reused += 1
             return hit.result, hit.d_float[0]
-        if isinstance(op, Pulse):
+        if type(op) is Pulse:
             # the widths where a hold starts or stops (a kink, not affine across it): a multi-bus
             # pulse holds width - one command latency, the gap of a train is period - width
-            regime = (op.width_s > self.act.timing.command_s, op.period_s is None or op.width_s < op.period_s)
-            shape_key = (op.line_voltages, op.count, op.period_s, op.others, regime, state)
+            regime = (op.width_s > self._command_s, op.period_s is None or op.width_s < op.period_s)
+            shape_key = (okey[1], op.count, op.period_s, op.others, regime, sid)
             shape = self._shapes.get(shape_key)
             if shape is None:
-                if len(self._shapes) > _CACHE_ENTRIES:
-                    self._shapes.clear()
-                shape = self._shapes[shape_key] = _PulseShape()
+                shape = PulseShape()
+                self._add(self._shapes, shape_key, shape)
             predicted = shape.predict(op.width_s, op.count, self._pulse_limit)
             if predicted is not None:
-                result, d_counts, d_float, peak, post, we = predicted
-                self._apply(d_counts, d_float, peak)
-                self._restore(post, we)
+                result, d_float, we = predicted
+                ref = shape.ref
+                self._apply(ref.d_counts, d_float, ref.peak_V)
+                self._restore(ref.post_id, we)
                 self.reused += 1
                 return result, d_float[0]
             out, holds = self._run(op, record_holds=True)
             shape.add(op.width_s, out, holds)
-            self._remember(key, out)  # a width met again is reused exactly
+            self._add(self._outcomes, key, out)  # a width met again is reused exactly
             return out.result, out.d_float[0]
         out, _ = self._run(op)
-        self._remember(key, out)
+        self._add(self._outcomes, key, out)
         return out.result, out.d_float[0]
 
-    def _remember(self, key: Any, out: _Outcome) -> None:
-        if len(self._outcomes) > _CACHE_ENTRIES:
-            self._outcomes.clear()
-        self._outcomes[key] = out
-
-    def _check(self, op: Operation) -> None:
+    def _check(self, op: Operation, okey: Any) -> None:
         """The operation check, a function of the operation alone: run once per distinct
         operation; a pulse train met at another width runs only its timing part again."""
-        if op in self._checked:
+        if type(op) is Pulse:
+            drive = ("drive", okey[1], op.others)
+            if drive in self._checked:
+                check_pulse_timing(op, self.cfg)  # cheap: not worth remembering every width
+                return
+            check_operation(op, self.cfg)
+            self._add(self._checked, drive, None)
             return
-        drive = (op.line_voltages, op.others) if isinstance(op, Pulse) else None
-        if drive is not None and drive in self._checked:
-            check_pulse_timing(op, self.cfg)  # cheap: not worth remembering every width
+        if okey in self._checked:
             return
         check_operation(op, self.cfg)
-        if len(self._checked) > _CACHE_ENTRIES:
-            self._checked.clear()
-        self._checked.add(drive if drive is not None else op)
+        self._add(self._checked, okey, None)
 
     def _run(self, op: Operation, record_holds: bool = False) -> tuple[_Outcome, list]:
         c0, f0 = self._tallies()
         peak0 = self.paper.max_device_V
         self.paper.max_device_V = 0.0
         self._holds = [] if record_holds else None
+        self._cur = None  # the replay changes the state; known again below
         try:
             result = _readonly(execute(op, self.xbar, self.guard))
         finally:
@@ -413,84 +495,8 @@ class _Replay:
             peak = self.paper.max_device_V
             self.paper.max_device_V = max(peak0, peak)
         c1, f1 = self._tallies()
+        post = self._state()
+        self._cur = post_id = self._intern(post)
         out = _Outcome(result, tuple(b - a for a, b in zip(c0, c1)),  # type: ignore[arg-type]
-                       tuple(b - a for a, b in zip(f0, f1)), peak, self._state())  # type: ignore[arg-type]
+                       tuple(b - a for a, b in zip(f0, f1)), peak, post, post_id)  # type: ignore[arg-type]
         return out, holds
-
-
-class _PulseShape:
-    """One pulse train (levels, count, period, start state) at varying width: affine reuse.
-
-    Each full replay gives a vector of the width-dependent numbers (the five time and dose
-    tallies, the final time above the read ceiling, every hold's duration and the time above
-    the ceiling it would reach, the timeline's times) and a signature of everything else
-    (counts, peak voltage, final state, line voltages, the timeline's buses and levels,
-    which holds happen above the ceiling). Two replays fix the affine model; a third must
-    agree with it to 1e-9 before it is used. Holds clamped at zero stay zero within one width
-    regime (the caller keys shapes by it); a hold predicted to reach zero is replayed.
-    """
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, np.ndarray, tuple, _Outcome]] = []
-        self.model: tuple[float, np.ndarray, np.ndarray] | None = None  # w0, x0, slope
-        self.dead = False
-
-    @staticmethod
-    def _vector(width: float, out: _Outcome, holds: list[tuple[float, bool, float]]) -> tuple[np.ndarray, tuple]:
-        res = out.result
-        timeline = getattr(res, "timeline", ())
-        x = [*out.d_float, out.post[4], *(s for s, _, _ in holds), *(e + s for s, w, e in holds if w),
-             *(t for t, _, _ in timeline)]
-        sig = (out.d_counts, out.peak_V, out.post[:4], out.post[5], tuple((w for _, w, _ in holds)),
-               tuple((b, v) for _, b, v in timeline), res.line_voltages.tobytes(), tuple(res.bus_currents.items()),
-               tuple(s == 0.0 for s, _, _ in holds), any(s < 0.0 for s, _, _ in holds), len(holds))
-        return np.array(x, dtype=float), sig
-
-    def add(self, width: float, out: _Outcome, holds: list) -> None:
-        if self.dead:
-            return
-        x, sig = self._vector(width, out, holds)
-        if sig[-2] or not math.isfinite(width):
-            self.dead = True
-            return
-        if self.samples and (sig != self.samples[0][2] or any(width == w for w, *_ in self.samples)):
-            if sig != self.samples[0][2]:
-                self.dead = True
-            return
-        self.samples.append((width, x, sig, out))
-        if len(self.samples) == 2:
-            (w0, x0, _, _), (w1, x1, _, _) = self.samples
-            self.model = (w0, x0, (x1 - x0) / (w1 - w0))
-        elif len(self.samples) == 3:
-            w2, x2 = self.samples[2][:2]
-            guess = self._at(w2)
-            if not np.allclose(guess, x2, rtol=1e-9, atol=1e-12):
-                self.dead = True
-            n_holds, n_w = sig[-1], sum(sig[4])
-            self._split = (6 + n_holds, 6 + n_holds + n_w)
-            self._may_be_zero = np.array(sig[-3], dtype=bool)
-
-    def _at(self, width: float) -> np.ndarray:
-        assert self.model is not None
-        w0, x0, slope = self.model
-        return x0 + slope * (width - w0)
-
-    def predict(self, width: float, count: int, pulse_limit: float) -> tuple | None:
-        if self.dead or len(self.samples) < 3 or not math.isfinite(width) or width <= 0:
-            return None
-        x = self._at(width)
-        ref = self.samples[0][3]
-        h_end, w_end = self._split
-        holds = x[6:h_end]
-        if holds.size and not ((holds > 0.0) | self._may_be_zero).all():
-            return None  # a hold would be clamped or negative: replay it
-        above = x[h_end:w_end]
-        if above.size and not (above <= pulse_limit).all():
-            return None  # it would stay above the read ceiling too long: the replay says so
-        times = x[w_end:].tolist()
-        res = ref.result
-        if isinstance(res, ApplyResult):
-            timeline = tuple((t, b, v) for t, (_, b, v) in zip(times, res.timeline))
-            res = ApplyResult(res.line_voltages, float(width) * count, res.bus_currents, timeline)
-        d_float = tuple(x[:5].tolist())
-        return res, ref.d_counts, d_float, ref.peak_V, ref.post, float(x[5])
