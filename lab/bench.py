@@ -349,6 +349,9 @@ class InstrumentBackend:
     def measure(self, bus: str) -> Any:
         return self._channels[bus].measure()
 
+    def limit_tripped(self, bus: str) -> bool:
+        return bool(self._channels[bus].limit_tripped)
+
     def pulse(self, bus: str, volts: float, width_s: float) -> None:
         self._channels[bus].pulse(volts, width_s)
 
@@ -490,6 +493,9 @@ class PaperBench:
             current = self._last[2][bus] = float(out[lines].sum()) if len(lines) else 0.0
         self.clock.sleep(self.timing.integration_s)  # a simulated SMU integrates on the clock too
         return PaperReading(self.guard.levels[bus], current)
+
+    def limit_tripped(self, bus: str) -> bool:
+        return False  # no instrument to ask: a paper check cannot see a clamp (the twin can)
 
     def pulse(self, bus: str, volts: float, width_s: float) -> None:
         self.clock.sleep(width_s)

@@ -48,6 +48,13 @@ from lab.safety import GuardedActuator
 Route = dict[int, str]  # line index -> bus
 
 
+def clamp_queries(width_s: float, buses: int, command_s: float) -> int:
+    """How many compliance queries a pulse held by ``buses`` buses set one after another makes:
+    one per bus when they fit in the width with the latency of the first zero, else none (a
+    pulse is never lengthened for them)."""
+    return buses if width_s >= (1 + buses) * command_s else 0
+
+
 class ComplianceHit(HopbenchError):
     """A source was clamped at its current limit during an operation: its result is not valid."""
 
@@ -230,10 +237,14 @@ class Crossbar:
         set one command after another, and a command's level holds from the end of its
         latency, so all buses are at full drive from the last level set until the first zero
         takes effect: the hold is shortened by one command latency to make that time the width
-        asked. The buses set first and zeroed last see part of the drive for (buses − 1)
-        latencies on each side; ``timeline`` records what was applied. A bench whose sources
-        share a trigger line (``[wiring.trigger_lines]``) arms every bus and fires one edge
-        instead: all buses step together, hold exactly the width, and step back together.
+        asked. Within it each bus is asked whether its source is clamped at its current limit
+        (one query each, the hold shortened by as many latencies; a clamp stops the operation
+        with :class:`ComplianceHit` once every bus is back at 0 V), if the width holds the
+        queries: a shorter pulse is not lengthened for them, and goes unasked. The buses set
+        first and zeroed last see part of the drive for (buses − 1) latencies on each side;
+        ``timeline`` records what was applied. A bench whose sources share a trigger line
+        (``[wiring.trigger_lines]``) arms every bus and fires one edge instead: all buses step
+        together, hold exactly the width, and step back together.
         """
         route, levels = self.plan_levels(volts, others)
         self.configure(route, {})
@@ -259,9 +270,18 @@ class Crossbar:
                     self._timed_level(bus, v, timeline, t0)
                 if line_v is None:
                     line_v = self._line_array()
-                self.act.hold(max(width_s - self.act.timing.command_s, 0.0))
+                # each source is asked, while all of them drive, whether it is clamped, when the
+                # queries fit inside the width (a pulse is never lengthened for them): a clamped
+                # drive is then reported, not recorded as applied
+                queries = clamp_queries(width_s, len(levels), self.act.timing.command_s)
+                self.act.hold(max(width_s - (1 + queries) * self.act.timing.command_s, 0.0))
+                clamped = [bus for bus in list(levels)[:queries] if self.act.limit_tripped(bus)]
                 for bus in levels:
                     self._timed_level(bus, 0.0, timeline, t0)
+                if clamped:
+                    raise ComplianceHit("pulse", clamped[0], self.act.current_limit(clamped[0]), None,
+                                        f"pulse {k + 1} ({width_s:g} s) held by buses {', '.join(levels)} one after "
+                                        f"another (clamped: {', '.join(clamped)})")
             if k < count - 1:
                 self.act.hold(gap)
         if line_v is None:  # driver-timed or triggered pulses: report the levels the lines saw

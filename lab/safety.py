@@ -44,6 +44,7 @@ class Backend(Protocol):
     def set_autorange(self, bus: str) -> None: ...
     def set_output(self, bus: str, on: bool) -> None: ...
     def measure(self, bus: str) -> Any: ...  # .voltage .current .compliance
+    def limit_tripped(self, bus: str) -> bool: ...  # the source is clamped at its current limit now
     def pulse(self, bus: str, volts: float, width_s: float) -> None: ...
     def sync_pulse(self, levels: Mapping[str, float], width_s: float, line: int) -> None: ...
     def close(self, crosspoints: Iterable[str]) -> None: ...
@@ -432,6 +433,20 @@ class GuardedActuator:
         # the integration itself advanced a simulated clock; only the latency is charged here
         self._spent(self.timing.measure_s, self.timing.command_s + self.timing.measure_overhead_s)
         return reading
+
+    def limit_tripped(self, bus: str) -> bool:
+        """Whether ``bus``'s source is clamped at its current limit now: one status query, no
+        integration (a pulse held by several buses asks it of each while they all drive)."""
+        self._guard._known(bus)
+        self._guard.check_hold(self.timing.command_s)
+
+        def on_retry(attempt: int, exc: BaseException) -> None:
+            self.retries += 1
+            log.warning("compliance query on bus %s timed out (attempt %d): %s; retrying", bus, attempt, exc)
+
+        tripped = bool(self.retry.call(lambda: self._backend.limit_tripped(bus), on_retry))
+        self._command()
+        return tripped
 
     def pulse(self, bus: str, volts: float, width_s: float) -> None:
         """One pulse on one bus, timed by its driver; the bus returns to 0 V."""

@@ -374,3 +374,36 @@ def test_a_trigger_line_names_instruments_that_have_one() -> None:
     text = str(err.value)
     assert "wiring.trigger_lines.1: no instrument named 'nope'" in text
     assert "wiring.trigger_lines.20" in text and "has no trigger line 20" in text
+
+
+def test_a_two_bus_pulse_asks_each_source_for_a_clamp_while_both_drive_and_reports_one() -> None:
+    """Without a shared trigger line the buses are set one after another; each source is asked
+    for its compliance state inside the width, so a clamped drive stops the operation (both
+    buses back at 0 V) instead of being recorded as applied; a pulse too short for the queries
+    keeps its width."""
+    bench = Bench.open(film_config(6), simulate=True)
+    try:
+        guard, act, xbar = guarded(bench)
+        pattern = {i: (1.0 if i % 2 else -1.0) for i in range(6)}
+        levels = {"drive_pos": 1.0, "drive_neg": -1.0}
+        start = len(bench.command_log)
+        with guard.scoped("write"):
+            res = xbar.pulse(pattern, 5e-3)
+        sent = [m for _, _, m in list(bench.command_log)[start:]]
+        assert sum("source.compliance" in m for m in sent) == 2, sent
+        assert _full_drive_s(res.timeline, levels) == pytest.approx(5e-3, rel=1e-9)
+        start = len(bench.command_log)
+        with guard.scoped("write"):
+            short = xbar.pulse(pattern, 1e-3)  # shorter than the two queries and a latency
+        assert not any("source.compliance" in m for _, _, m in list(bench.command_log)[start:])
+        assert _full_drive_s(short.timeline, levels) == pytest.approx(1e-3, rel=1e-9)
+
+        # 10 µA against the ~mA a ±1 V pattern drives through a 6-contact film (G ~ mS)
+        act.set_compliance("drive_pos", 1e-5)
+        with guard.scoped("write"), pytest.raises(ComplianceHit, match="drive_pos"):
+            xbar.pulse(pattern, 5e-3)
+        sim = bench.twin.bench
+        assert guard.levels == {b: 0.0 for b in guard.levels}
+        assert all(sim.bus_state(b)["level"] == 0.0 for b in levels)
+    finally:
+        bench.close()

@@ -58,7 +58,9 @@ class Periodic(Protocol):
     epochs: int = 30
     late: int = -1
     late_v: float = 0.5
-    width_s: float = 2e-3
+    # ≥ 3 command latencies: every width of the sweep holds the two buses' clamp queries, so
+    # the shapes met at new widths stay in one regime
+    width_s: float = 4e-3
     widths_grow: float = 0.0  # s added to the width each epoch (a shape met at new widths)
 
     def steps(self, bench, resume=None):
@@ -166,3 +168,14 @@ def test_runner_dry_check_delegates_with_its_progress() -> None:
         assert rep.n_operations == 21 and rep.bench_time_s > 0
     finally:
         bench.close()
+
+
+def test_widths_across_the_clamp_query_kink_are_reused_exactly() -> None:
+    # from 2 to 4.9 ms the two-bus pulses cross 3 command latencies, where the clamp queries
+    # start: the control flow changes there, so no affine model may reach across it
+    cfg = film_config(8)
+    proto = Periodic(width_s=2e-3, widths_grow=1e-4)
+    fast = _check(cfg, proto)
+    full = _check(cfg, proto, reuse=False)
+    _assert_same(fast, full)
+    assert fast.reused > 0

@@ -41,7 +41,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lab.bench import PaperBench
-from lab.crossbar import Crossbar
+from lab.crossbar import Crossbar, clamp_queries
 from lab.errors import HopbenchError, PlanRejected
 from lab.opcheck import check_operation, check_pulse_timing, effective_v_read
 from lab.operations import (
@@ -442,9 +442,12 @@ class _Replay:
             self.reused += 1
             return hit.result, hit.d_float[0]
         if type(op) is Pulse:
-            # the widths where a hold starts or stops (a kink, not affine across it): a multi-bus
-            # pulse holds width - one command latency, the gap of a train is period - width
-            regime = (op.width_s > self._command_s, op.period_s is None or op.width_s < op.period_s)
+            # the widths where a hold starts or stops, or the control flow changes (a kink, not
+            # affine across it): a multi-bus pulse holds width - one command latency, and asks
+            # each bus for a clamp where the queries fit; the gap of a train is period - width
+            c = self._command_s
+            regime = (op.width_s > c, tuple(clamp_queries(op.width_s, n, c) for n in range(2, len(self.xbar.drive) + 1)),
+                      op.period_s is None or op.width_s < op.period_s)
             shape_key = (okey[1], op.count, op.period_s, op.others, regime, sid)
             shape = self._shapes.get(shape_key)
             if shape is None:
