@@ -403,7 +403,6 @@ class PaperBench:
         self._owner = lay.owner
         self._bus_index = {b: k for k, b in enumerate(lay.buses)}
         self.v_read_max = config.limits.v_read_max_V
-        self._multi = config.multi_matrix
         self._n_matrices = len(config.matrix_names)
         self.charge_C = 0.0
         self.energy_J = 0.0
@@ -512,8 +511,7 @@ class PaperBench:
     def _relay_change(self, crosspoints: Iterable[str]) -> None:
         """Each mainframe the change reaches settles after its own command (as on the twin);
         the commands' latencies are the guard's to charge."""
-        k = mainframes_touched(crosspoints) if self._multi else 1
-        self.clock.sleep(k * self.timing.relay_settling_s)
+        self.clock.sleep(mainframes_touched(crosspoints) * self.timing.relay_settling_s)
 
     def open_all(self) -> None:
         self.clock.sleep(self._n_matrices * self.timing.relay_settling_s)

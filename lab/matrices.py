@@ -71,27 +71,27 @@ class MatrixGroup:
         self.commands += 1
 
     def close(self, crosspoints: Iterable[str] | str) -> None:
-        for k, (name, channels) in enumerate(self.split(crosspoints).items()):
+        for name, channels in self.split(crosspoints).items():
             self._command()
             self.members[name].close(channels)
 
     def open(self, crosspoints: Iterable[str] | str) -> None:
-        for k, (name, channels) in enumerate(self.split(crosspoints).items()):
+        for name, channels in self.split(crosspoints).items():
             self._command()
             self.members[name].open(channels)
 
     def exclusive_close(self, crosspoints: Iterable[str] | str) -> None:
         """Exactly these closed on the whole group: every mainframe is told (an empty list opens it)."""
         by = self.split(crosspoints)
-        for k, (name, drv) in enumerate(self.members.items()):
+        for name, drv in self.members.items():
             self._command()
             drv.exclusive_close(by.get(name, []))
 
     def open_all(self) -> None:
         """Every relay of every mainframe open; each is tried even if another fails."""
-        def one(k: int, drv: Any) -> Callable[[], None]:
+        def one(drv: Any) -> Callable[[], None]:
             return lambda: (self._command(), drv.open_all())
-        _each(one(k, drv) for k, drv in enumerate(self.members.values()))
+        _each(one(drv) for drv in self.members.values())
 
     def closed(self) -> set[str]:
         """The closed crosspoints, as each mainframe reports them, qualified by its name."""

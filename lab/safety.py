@@ -495,17 +495,16 @@ class GuardedActuator:
         self._guard.check_switch(target)
         to_open = sorted(self._guard.closed - target)
         to_close = sorted(target - self._guard.closed)
-        multi = self._guard.config.multi_matrix
         if to_open:
             self._backend.open(to_open)
             self._guard.closed.difference_update(to_open)
             self._guard.changed()
-            self._relays(len(to_open), mainframes_touched(to_open) if multi else 1)
+            self._relays(len(to_open), mainframes_touched(to_open))
         if to_close:
             self._guard.closed.update(to_close)  # assumed closed even if the send fails
             self._guard.changed()
             self._backend.close(to_close)
-            self._relays(len(to_close), mainframes_touched(to_close) if multi else 1)
+            self._relays(len(to_close), mainframes_touched(to_close))
         return len(to_open) + len(to_close)
 
     def open_all(self) -> None:
@@ -514,8 +513,7 @@ class GuardedActuator:
         n = len(self._guard.closed)
         self._guard.closed.clear()
         self._guard.changed()
-        cfg = self._guard.config
-        self._relays(n, len(cfg.matrix_names) if cfg.multi_matrix else 1)  # every mainframe is told
+        self._relays(n, len(self._guard.config.matrix_names))  # every mainframe is told
 
     def _relays(self, n: int, mainframes: int) -> None:
         """One relay change of n crosspoints: one command (and settling) per mainframe it
