@@ -202,7 +202,10 @@ def test_double_ctrl_c_at_random_moments_always_ends_safe_and_says_so(worker, si
     trials, interrupted, safe_and_truthful = 20, 0, 0
     for k in range(trials):
         out = tmp_path / f"t{k}"
-        worker.start("run", "read_conductances", "--bench", str(bench), "--out", str(out), "-q")
+        # repeats=4: about 3 s of driving after the archive appears, so that even a test process
+        # descheduled for a second on a loaded machine signals mid-run (one read is only ~1.3 s)
+        worker.start("run", "read_conductances", "--bench", str(bench), "--out", str(out), "-q",
+                     "--set", "repeats=4")
         wait_for_archive(out)  # the run has begun: the bench is being driven from here on
         time.sleep(rng.uniform(0.0, 0.5))
         worker.signal(signal.SIGINT)
