@@ -8,7 +8,10 @@ machine moves numerator and denominator alike):
   time, takes minutes and is left out with ``--quick``), and of a 10-epoch
   ``train_hopfield`` on the 35-contact film (target ≤ 0.05);
 - the circuit solve of one guarded reading at crossbar N = 35, 128, 256 (the structured
-  iterative solve and the dense reference) over the bench time of that reading;
+  iterative solve and the dense reference) over the bench time of that reading, solved with
+  every device's read noise drawn (the reference reading, ``small_signal_noise = False``), and
+  what a reading costs now: one noiseless solve and the small-signal noise σ of all 7 buses
+  per relay configuration (``sim_backend/read_noise.py``), shared by its 5 readings;
 - the pre-flight (``lab.preflight``) of ``train_hopfield`` on the film at 1,000 and 100,000
   epochs (targets 2 s and 30 s; ``--quick``: 1,000 and 10,000), with the share of the
   operations that touch the bench whose outcome was reused rather than replayed;
@@ -38,6 +41,7 @@ from lab.timing import TimingModel  # noqa: E402
 from protocols.base import load_protocol  # noqa: E402
 from sim_backend import Source, crossbar  # noqa: E402
 from sim_backend.circuit import Circuit  # noqa: E402
+from sim_backend.read_noise import current_sigmas  # noqa: E402
 
 FIGURES: list[dict] = []
 
@@ -61,8 +65,9 @@ def dry_run(bench_name: str, protocol: str, overrides: dict | None = None) -> tu
         bench.close()
 
 
-def guarded_reading_solve(n: int, structured: bool, budget_s: float = 2.0) -> float:
-    """Mean wall s of one reading's circuit solve in a guarded read of a crossbar of n."""
+def guarded_reading_solve(n: int, structured: bool, budget_s: float = 2.0, small_signal: bool = False) -> float:
+    """Mean wall s of one reading's circuit solve in a guarded read of a crossbar of n: its own
+    noisy solve, or (small_signal) a fifth of a configuration's solve and noise σ."""
     topo = crossbar(n)
     buses = ["drive", "guard"] + [f"s{k}" for k in range(5)]
     src = {b: Source(level_V=0.1 if b == "drive" else 0.0, compliance_A=0.1, output=True) for b in buses}
@@ -76,11 +81,15 @@ def guarded_reading_solve(n: int, structured: bool, budget_s: float = 2.0) -> fl
     rng = np.random.default_rng(0)
     g = rng.uniform(0.5e-4, 1.5e-4, topo.n_devices)
     c.solve(g)
+    every_bus = list(range(len(buses)))
     k, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < budget_s or k < 3:
-        c.solve(g * (1 + 1e-3 * rng.standard_normal(g.size)))  # every reading draws its own noise
+        if small_signal:  # (the circuit caches by mode only: each pass solves afresh)
+            current_sigmas(c, c.solve(g), g, 1e-6, every_bus)
+        else:
+            c.solve(g * (1 + 1e-3 * rng.standard_normal(g.size)))  # every reading draws its own noise
         k += 1
-    return (time.perf_counter() - t0) / k
+    return (time.perf_counter() - t0) / k / (5 if small_signal else 1)
 
 
 def bench_layer_bytes(name: str) -> tuple[float, float]:
@@ -128,7 +137,10 @@ def main() -> None:
         for structured in (True, False):
             t = guarded_reading_solve(n, structured, 1.0 if quick else 2.0)
             figure("reading_solve_over_reading_bench_time", t / t_reading, "ratio", n=n,
-                   solve="structured" if structured else "dense")
+                   solve="structured" if structured else "dense", noise="every device")
+        t = guarded_reading_solve(n, True, 1.0 if quick else 2.0, small_signal=True)
+        figure("reading_solve_over_reading_bench_time", t / t_reading, "ratio", n=n, solve="structured",
+               noise="small signal")
 
     cfg = load_bench("sim-film35")
     info = bench_info(cfg, True)

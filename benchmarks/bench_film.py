@@ -8,7 +8,7 @@ Prints, measured in one run, and one JSON line per figure:
   - a guarded matrix read of the 595 pairs through the simulated instruments (sim-film35,
     ReadConductances) with the continuous film, over the same read with the pair model
     (film-amr): target ≤ 2×
-The film's banded solves run on one BLAS thread (sim_backend.thinfilm.blas); the figures are
+The film's banded solves run on one BLAS thread (sim_backend.blas); the figures are
 wall times, so on a loaded machine they rise with its load (run it alone).
 """
 from __future__ import annotations

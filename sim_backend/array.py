@@ -218,6 +218,10 @@ class DeviceArray:
             return noise
         return g.copy()
 
+    def read_sigma(self) -> float:
+        """σ of one device's read noise (S), the same for every device."""
+        return float(self.preset.read_noise_window * self.window_S)
+
     @property
     def stuck(self) -> np.ndarray:
         return self.mobility == 0

@@ -18,6 +18,7 @@ from .array import DeviceArray
 from .circuit import Circuit, CircuitSolution, Source
 from .clock import VirtualClock
 from .presets import DevicePreset, FilmPreset, load_preset
+from .read_noise import MARGIN_SIGMAS, current_sigmas
 from .thinfilm import FilmArray
 from .topology import Topology
 
@@ -74,6 +75,8 @@ class SimulatedBench:
         self._relays_dirty = False
         self._epoch_at_last_drive = -1
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
+        self._noise_scales: tuple[tuple[int, int], dict[str, float] | None] | None = None
+        self._noisy = False
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
         # Every change of a bus's source level, as (virtual time s, bus, volts), oldest first.
@@ -99,7 +102,7 @@ class SimulatedBench:
             self.rng.bit_generator.state = state["rng"]
             self.clock.advance(max(float(state["clock_s"]) - self.clock.now, 0.0))
             self._chunk_hint = float(state["chunk_hint"])
-            self._cached = None
+            self._cached = self._noise_scales = None
 
     # -- sources -------------------------------------------------------------
     def _source(self, bus: str) -> Source:
@@ -327,6 +330,49 @@ class SimulatedBench:
                 self.advance(elapsed)
 
     # -- measurement ---------------------------------------------------------
+    # False: every reading solves the circuit with its own draw of every device's read noise
+    # (the reference the small-signal reading is tested against)
+    small_signal_noise = True
+
+    def _small_signal_reading(self, bus: str) -> tuple[float, float, bool] | None:
+        """The reading as the solution's current plus one Gaussian of the read noise carried
+        to it (``read_noise``); None where that does not hold (a source in or near its limit)."""
+        if type(self.array) is DeviceArray:
+            self.array.x  # noqa: B018 - merges a pulse's packed state back: the version is current
+        sol = self.solve_now()
+        key = self._cached[0]
+        hit = self._noise_scales
+        if hit is None or hit[0] != key:
+            hit = self._noise_scales = (key, self._current_sigmas(sol))
+        scales = hit[1]
+        if scales is None:
+            return None
+        current = sol.bus_current[bus]
+        s = scales.get(bus)
+        if s is None:
+            return None
+        if self._noisy:  # (no draw without read noise, as the exact reading draws none)
+            current += s * float(self.rng.standard_normal())
+        return sol.bus_v[bus], current, False
+
+    def _current_sigmas(self, sol: CircuitSolution) -> dict[str, float] | None:
+        if any(sol.in_compliance.values()):
+            return None
+        names = [b for b in self.circuit.bus_names if self._sources[b].output]
+        sigma = self.array.read_sigma()
+        self._noisy = bool(np.any(sigma))
+        if not self._noisy:
+            return dict.fromkeys(names, 0.0)
+        G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+        idx = self.circuit.bus_index
+        s = current_sigmas(self.circuit, sol, G, sigma, [idx[b] for b in names])
+        if s is None:
+            return None
+        for b, sb in zip(names, s.tolist()):
+            if abs(sol.bus_current[b]) + MARGIN_SIGMAS * sb >= self._sources[b].compliance_A:
+                return None  # a clamp is within reach of the noise: every reading drawn exactly
+        return dict(zip(names, s.tolist()))
+
     def measure(self, bus: str, integration_s: float) -> tuple[float, float, bool]:
         """(voltage V, current A, in compliance) of a bus after integrating for integration_s.
 
@@ -337,6 +383,10 @@ class SimulatedBench:
             source = self._source(bus)
             self.advance(integration_s)
             self._configure()
+            if self.small_signal_noise and source.output:
+                reading = self._small_signal_reading(bus)
+                if reading is not None:
+                    return reading
             G = self.array.read_conductance(self.rng)
             sol = self.circuit.solve(G)
             if not source.output:

@@ -17,8 +17,9 @@ free block of the Laplacian is strongly diagonally dominant: its off-diagonal ro
 (Jacobi preconditioner; the block is symmetric positive definite, a Laplacian plus the
 links and the insulation leak) then gain ~−log10 ρ digits per iteration, each iteration one
 pass over the devices (O(N²), no factorization; on a crossbar whose lines are all free
-nodes two GEMVs on the (N, N) conductance block, ``G @ x_cols`` and ``x_rows @ G``), and
-every reading's own noisy conductances are solved exactly rather than through a factorization of other ones.
+nodes two GEMVs on the (N, N) conductance block, ``G @ x_cols`` and ``x_rows @ G``). The
+unit responses a reading's read noise is carried by (``unit_responses``, ``read_noise.py``)
+are the same system with several right-hand sides at once (``structured_solve.py``).
 A few floating lines (no bus reaches them) have no such dominance: their block is inverted
 exactly and the preconditioner is block-diagonal. Configurations with many (a two-probe
 read) take the dense solve, which is also the reference the structured one is tested
@@ -30,14 +31,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 
+from .blas import single_thread
+from .structured_solve import StructuredSolve
 from .topology import Topology
 
 LEAK_S = 1e-12  # insulation leak of every node to ground: fixes fully isolated nodes at 0 V
-_PCG_MAX_RHO = 0.3  # largest off-diagonal/diagonal row ratio the iterative solve takes on
-_PCG_MAX_LOOSE = 64  # floating lines the iterative solve takes on (their block is inverted)
-_PCG_MAX_ITER = 60  # ρ ≤ 0.3 converges in far fewer; more means something is off: go dense
 _PCG_MIN_FREE = 100  # free nodes; below, the dense solve is as fast (measured: crossover N≈50)
 _CONFLICT_OHM = 1e-6  # two ideal sources pinning one node fight through this resistance
 
@@ -81,7 +80,7 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-class Circuit:
+class Circuit(StructuredSolve):
     """A topology joined to named buses; configure() on relay changes, solve() per read."""
 
     def __init__(
@@ -142,26 +141,55 @@ class Circuit:
             ga, gb = self._dev_lines
         self._dev_ga, self._dev_gb = ga, gb
         self._dev_flat = None  # built lazily: only needed when a linear solve is
-        passive = np.zeros((n, n))
         counts = np.bincount(self.group, minlength=n)
-        passive[np.diag_indices(n)] += self.leak_S * counts
         keep = lk[:, 2] > 0.0
         keep[keep] = link_bus[keep] != link_line[keep]
         a, c = link_bus[keep], link_line[keep]
         g = 1.0 / lk[keep, 2]
         self._res = np.stack([a.astype(float), c.astype(float), g], axis=1).reshape(-1, 3)
         self._res_a, self._res_c, self._res_g = a, c, g
-        if g.size:  # each link's four entries in link order, as one loop over the links adds them
-            rows = np.stack([a, c, a, c], axis=1).ravel()
-            cols = np.stack([a, c, c, a], axis=1).ravel()
-            np.add.at(passive, (rows, cols), np.stack([g, g, -g, -g], axis=1).ravel())
-        self._passive_static = passive
+        self._passive_dense = None  # (n, n): 2 MB at N = 256, built only where a solve needs it
         self._counts = counts
         self._mode_cache: dict = {}
         self._link_bus_g = link_bus
         self._link_line_g = link_line
         with np.errstate(divide="ignore"):
             self._link_g = np.where(lk[:, 2] > 0, 1.0 / lk[:, 2], np.nan)
+
+    @property
+    def _passive_static(self) -> np.ndarray:
+        """The Laplacian of the links and the insulation leak, (n_groups, n_groups)."""
+        if self._passive_dense is None:
+            n = self.n_groups
+            passive = np.zeros((n, n))
+            passive[np.diag_indices(n)] += self.leak_S * self._counts
+            a, c, g = self._res_a, self._res_c, self._res_g
+            if g.size:  # each link's four entries in link order, as one loop over the links adds them
+                rows = np.stack([a, c, a, c], axis=1).ravel()
+                cols = np.stack([a, c, c, a], axis=1).ravel()
+                np.add.at(passive, (rows, cols), np.stack([g, g, -g, -g], axis=1).ravel())
+            self._passive_dense = passive
+        return self._passive_dense
+
+    def _passive_parts(self, free: np.ndarray, pin_groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The passive Laplacian's diagonal on the free nodes and its free×pinned block, entry
+        for entry as ``_passive_static`` sums them (same terms, same order), without the
+        (n, n) matrix: where every link ends at a pinned node, that is all of it there is."""
+        n = self.n_groups
+        diag = self.leak_S * self._counts
+        a, c, g = self._res_a, self._res_c, self._res_g
+        fp = np.zeros((free.size, pin_groups.size))
+        if g.size:
+            np.add.at(diag, np.stack([a, c], axis=1).ravel(), np.stack([g, g], axis=1).ravel())
+            row = np.full(n, -1, np.intp)
+            row[free] = np.arange(free.size)
+            col = np.full(n, -1, np.intp)
+            col[pin_groups] = np.arange(pin_groups.size)
+            r = np.stack([row[a], row[c]], axis=1).ravel()
+            k = np.stack([col[c], col[a]], axis=1).ravel()
+            at = (r >= 0) & (k >= 0)
+            np.add.at(fp, (r[at], k[at]), np.stack([-g, -g], axis=1).ravel()[at])
+        return diag[free], fp
 
     def _device_laplacian(self, G: np.ndarray) -> np.ndarray:
         n = self.n_groups
@@ -244,180 +272,11 @@ class Circuit:
                                            (free[:, None] * n + pin_groups[None, :]).ravel())
         return hit
 
-    def _structure(self, modes: tuple, free: np.ndarray, pin_groups: np.ndarray) -> tuple:
-        """Per set of modes, what the iterative solve reuses: the passive free×free block (its
-        diagonal, and its off-diagonal part where links join free nodes) and free×pinned block,
-        and the devices: on a crossbar whose lines are all free, where its rows and columns sit
-        (the couplings are then GEMVs on the (N, N) conductance block); otherwise sorted by how
-        their ends sit (both free: the free-free couplings as a sparse matrix whose entries are
-        refilled per solve; one end pinned: what drives the free end)."""
-        key = ("structure", modes)
-        hit = self._mode_cache.get(key)
-        if hit is not None:
-            return hit
-        P = self._passive_static
-        nf = free.size
-        p_fp = P[np.ix_(free, pin_groups)]
-        is_free = np.zeros(self.n_groups, bool)
-        is_free[free] = True
-        if is_free[self._res_a].any() and is_free[self._res_c].any() and \
-                (is_free[self._res_a] & is_free[self._res_c]).any():
-            p_ff = P[np.ix_(free, free)]
-            p_diag = np.diag(p_ff).copy()
-            p_off_m = p_ff - np.diag(p_diag)
-            p_off = np.abs(p_off_m).sum(axis=1)
-            p_off_m = p_off_m if p_off.any() else None
-        else:  # every link ends at a pinned node: the passive free block is its diagonal
-            p_diag = P[free, free]
-            p_off, p_off_m = np.zeros(nf), None
-        pos = np.full(self.n_groups, -1, np.intp)
-        pos[free] = np.arange(nf)
-        block = self._crossbar_block(pos)
-        if block is not None:  # no device has a pinned end, and the couplings need no index
-            none = np.zeros(0, np.intp)
-            hit = (p_fp, p_diag, p_off, p_off_m, none, none, none, none, none, None, None, block)
-            self._mode_cache[key] = hit
-            return hit
-        ga, gb = self._dev_ga, self._dev_gb
-        fa, fb = pos[ga], pos[gb]
-        both = np.flatnonzero((fa >= 0) & (fb >= 0) & (ga != gb))
-        a_only = np.flatnonzero((fa >= 0) & (fb < 0))  # end a free, end b pinned
-        b_only = np.flatnonzero((fb >= 0) & (fa < 0))
-        rows = np.concatenate([fa[both], fb[both]])
-        cols = np.concatenate([fb[both], fa[both]])
-        order = np.lexsort((cols, rows))
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=nf))])
-        adj = sparse.csr_matrix((np.zeros(rows.size), cols[order], indptr), shape=(nf, nf))
-        dev_of_entry = np.concatenate([both, both])[order]
-        hit = (p_fp, p_diag, p_off, p_off_m, fa, fb, both, a_only, b_only, adj, dev_of_entry, None)
-        self._mode_cache[key] = hit
-        return hit
-
-    def _crossbar_block(self, pos: np.ndarray) -> tuple | None:
-        """Where the rows and the columns of a crossbar sit among the free nodes, when every
-        line is a free node of its own: the devices are then the dense (N, N) block G[i, j]
-        coupling row i to column j, and the coupling of the free nodes is two GEMVs on it
-        (no index gather over N² devices). None otherwise (the sparse couplings serve)."""
-        t = self.topology
-        if t.kind != "crossbar" or t.n_devices != t.n * t.n:
-            return None
-        n = t.n
-        lp = pos[self.group[: 2 * n]]
-        if (lp < 0).any() or np.unique(lp).size != 2 * n:
-            return None
-        rows, cols = lp[:n], lp[n:]
-
-        def span(p: np.ndarray) -> slice | np.ndarray:  # a slice where contiguous: views, not copies
-            return slice(int(p[0]), int(p[0]) + n) if np.array_equal(p, np.arange(p[0], p[0] + n)) else p
-
-        return span(rows), span(cols), rows, cols
-
-    def _solve_free_pcg(self, G: np.ndarray, modes: tuple, free: np.ndarray, pin_groups: np.ndarray,
-                        v: np.ndarray, inject_f: np.ndarray, src_f: np.ndarray) -> np.ndarray | None:
-        """The free nodes' voltages by Jacobi-preconditioned CG, or None where it does not apply.
-
-        A = P_ff + diag(src + device degree) − C, with C the free-free device couplings.
-        """
-        (p_fp, p_diag, p_off, p_off_m, fa, fb, both, a_only, b_only, adj,
-         dev_of_entry, block) = self._structure(modes, free, pin_groups)
-        nf = free.size
-        if block is not None:  # every device joins two free lines: G as the (N, N) block
-            r_at, c_at, r_pos, c_pos = block
-            Gm = G.reshape(r_pos.size, c_pos.size)
-            deg = np.zeros(nf)  # row and column sums, as GEMVs (faster than the pairwise sums)
-            deg[r_at] = Gm @ np.ones(c_pos.size)
-            deg[c_at] = np.ones(r_pos.size) @ Gm
-            off = p_off + deg
-
-            def couple(x: np.ndarray) -> np.ndarray:
-                y = np.zeros(nf)
-                y[r_at] = Gm @ x[c_at]
-                y[c_at] = x[r_at] @ Gm
-                return y
-
-            def couple_block(u: np.ndarray) -> np.ndarray:
-                """The couplings among free nodes u, densely (u indexes the free nodes)."""
-                rk, ck = np.isin(u, r_pos), np.isin(u, c_pos)
-                row_of = np.full(nf, -1, np.intp)
-                row_of[r_pos] = np.arange(r_pos.size)
-                col_of = np.full(nf, -1, np.intp)
-                col_of[c_pos] = np.arange(c_pos.size)
-                out = np.zeros((u.size, u.size))
-                sub = Gm[np.ix_(row_of[u[rk]], col_of[u[ck]])]
-                out[np.ix_(np.flatnonzero(rk), np.flatnonzero(ck))] = sub
-                out[np.ix_(np.flatnonzero(ck), np.flatnonzero(rk))] = sub.T
-                return out
-        else:
-            adj.data[:] = G[dev_of_entry]
-            g_b = G[both]
-            deg = (np.bincount(fa[both], g_b, nf) + np.bincount(fb[both], g_b, nf)
-                   + np.bincount(fa[a_only], G[a_only], nf) + np.bincount(fb[b_only], G[b_only], nf))
-            off = p_off + adj @ np.ones(nf)
-
-            def couple(x: np.ndarray) -> np.ndarray:
-                return adj @ x
-
-            def couple_block(u: np.ndarray) -> np.ndarray:
-                return adj[u][:, u].toarray()
-        diag = p_diag + src_f + deg
-        if not (diag > 0).all():
-            return None
-        # lines no bus anchors (floating): few, so their block is inverted exactly and the
-        # preconditioner is block-diagonal; with many of them the dense solve is the better one
-        loose = np.flatnonzero(off > _PCG_MAX_RHO * diag)
-        if loose.size > _PCG_MAX_LOOSE:
-            return None
-        inv = 1.0 / diag
-        if loose.size:
-            a_uu = np.diag(diag[loose]) - couple_block(loose)
-            if p_off_m is not None:
-                a_uu += p_off_m[np.ix_(loose, loose)]
-            inv_uu = np.linalg.inv(a_uu)
-
-        def precondition(r: np.ndarray) -> np.ndarray:
-            z = r * inv
-            if loose.size:
-                z[loose] = inv_uu @ r[loose]
-            return z
-        # what the pinned nodes drive into the free ones, through links and devices
-        rhs = inject_f - p_fp @ v[pin_groups]
-        gb_ = self._dev_gb
-        ga_ = self._dev_ga
-        if block is None:
-            rhs += np.bincount(fa[a_only], G[a_only] * v[gb_[a_only]], nf)
-            rhs += np.bincount(fb[b_only], G[b_only] * v[ga_[b_only]], nf)
-
-        def op(x: np.ndarray) -> np.ndarray:
-            y = diag * x - couple(x)
-            if p_off_m is not None:
-                y += p_off_m @ x
-            return y
-
-        # (a warm start from the last reading's solution was measured: read noise of 1e-3
-        # leaves it no better than this guess, and it would make a result depend on history)
-        x = precondition(rhs)
-        r = rhs - op(x)
-        z = precondition(r)
-        p = z.copy()
-        rz = float(r @ z)
-        for _ in range(_PCG_MAX_ITER):
-            if float(np.abs(z).max(initial=0.0)) <= 1e-17 * (float(np.abs(x).max(initial=0.0)) + 1e-300):
-                return x
-            ap = op(p)
-            pap = float(p @ ap)
-            if not pap > 0:
-                return None
-            alpha = rz / pap
-            x += alpha * p
-            r -= alpha * ap
-            z = precondition(r)
-            rz_new = float(r @ z)
-            p = z + (rz_new / rz) * p if rz > 0 else z
-            rz = rz_new
-        return None
-
-    # -- solve ---------------------------------------------------------------
     def solve(self, G: np.ndarray) -> CircuitSolution:
+        with single_thread():
+            return self._solve(G)
+
+    def _solve(self, G: np.ndarray) -> CircuitSolution:
         G = np.asarray(G, dtype=np.float64)
         modes = tuple("V" if self.sources[b].output else "off" for b in self.bus_names)
         forced: dict[int, float] = {}
@@ -446,6 +305,67 @@ class Circuit:
                 return sol
         return sol
 
+    def _free_voltages(self, G: np.ndarray, modes: tuple, v: np.ndarray, inject_f: np.ndarray,
+                       src_f: np.ndarray, sourced: bool) -> tuple[np.ndarray, bool]:
+        """The free nodes' voltages given the pinned ones in v (n,), or for several sets of
+        pinned voltages at once (v (n, m), inject_f (nf, m)); and whether the structured solve
+        gave them."""
+        _, _, pin_groups, free, fast, _, _ = self._layout(modes)
+        if self.structured and not fast and free.size >= _PCG_MIN_FREE:
+            x = self._solve_free_pcg(G, modes, free, pin_groups, v, inject_f, src_f)
+            if x is not None:
+                return x, True
+        nf = free.size
+        ff, fp = self._flat_blocks(modes, free, pin_groups)
+        if fast:
+            Lp = self._passive_static
+            A = Lp.take(ff).reshape(nf, nf)
+            a_fp = Lp.take(fp).reshape(nf, pin_groups.size)
+        else:
+            A, a_fp = self._dense_blocks(G, modes, ff, fp, nf, pin_groups.size)
+        if sourced:  # (else every term is +0.0: the diagonal and the injection as they are)
+            A.flat[:: nf + 1] += src_f
+            rhs = inject_f - a_fp @ v[pin_groups]
+        else:
+            rhs = np.subtract(0.0, a_fp @ v[pin_groups])
+        return np.linalg.solve(A, rhs), False
+
+    @property
+    def rows_and_columns(self) -> bool:
+        """A full crossbar, lines rows then columns: device (r, c) is number r·N + c."""
+        return bool(self._rows_cols)
+
+    def device_differences(self, v: np.ndarray) -> np.ndarray:
+        """v[a] − v[b] of every device from node-group voltages v (n,) or (n, m) → (D,) or (D, m)."""
+        if v.ndim == 1 and self._rows_cols:
+            line_v = v[self.group[: self.n_lines]]
+            nr = self.topology.n
+            return np.subtract.outer(line_v[:nr], line_v[nr:]).ravel()
+        return v[self._dev_ga] - v[self._dev_gb]
+
+    def unit_responses(self, G: np.ndarray, buses: list[int]) -> np.ndarray | None:
+        """Node-group voltages (n_groups, m) with bus buses[j]'s node held at 1 V, every other
+        pinned node at 0 V and no current injected: the adjoint fields of a small-signal
+        analysis at these relays and outputs (the sources' series resistances stay). None
+        if a bus does not pin its node alone (off, behind a resistance, or sharing it)."""
+        G = np.asarray(G, dtype=np.float64)
+        modes = tuple("V" if self.sources[b].output else "off" for b in self.bus_names)
+        pinned, r_eff, _, free, _, _, _ = self._layout(modes)
+        L, n = self.n_lines, self.n_groups
+        u = np.zeros((n, len(buses)))
+        for j, i in enumerate(buses):
+            g = int(self.group[L + i])
+            if pinned.get(g) != i or i in r_eff:
+                return None
+            u[g, j] = 1.0
+        if free.size:
+            src = np.zeros(n)
+            for i, r in r_eff.items():
+                src[self.group[L + i]] += 1.0 / r
+            with single_thread():
+                u[free], _ = self._free_voltages(G, modes, u, np.zeros((free.size, len(buses))), src[free], bool(r_eff))
+        return u
+
     def _solve_modes(self, G, modes, forced):
         L = self.n_lines
         n = self.n_groups
@@ -466,26 +386,7 @@ class Circuit:
         fast = all_pinned  # devices then touch no free node: no device Laplacian needed
         structured = False
         if free.size:
-            x = None
-            if self.structured and not fast and free.size >= _PCG_MIN_FREE:
-                x = self._solve_free_pcg(G, modes, free, pin_groups, v, inject[free], src_diag[free])
-            structured = x is not None
-            if x is None:
-                nf = free.size
-                ff, fp = self._flat_blocks(modes, free, pin_groups)
-                if fast:
-                    Lp = self._passive_static
-                    A = Lp.take(ff).reshape(nf, nf)
-                    a_fp = Lp.take(fp).reshape(nf, pin_groups.size)
-                else:
-                    A, a_fp = self._dense_blocks(G, modes, ff, fp, nf, pin_groups.size)
-                if sourced:  # (else every term is +0.0: the diagonal and the injection as they are)
-                    A.flat[:: nf + 1] += src_diag[free]
-                    rhs = inject[free] - a_fp @ v[pin_groups]
-                else:
-                    rhs = np.subtract(0.0, a_fp @ v[pin_groups])
-                x = np.linalg.solve(A, rhs)
-            v[free] = x
+            v[free], structured = self._free_voltages(G, modes, v, inject[free], src_diag[free], sourced)
         line_v = v[self.group[:L]]
         if self._rows_cols:
             nr = self.topology.n

@@ -136,6 +136,11 @@ class FilmArray:
             g *= 1.0 + s * (rng or self.rng).standard_normal(g.shape[0])
         return g
 
+    def read_sigma(self) -> float | np.ndarray:
+        """σ of each pair conductance's read noise (S): read_noise_rel·|G|, or 0.0 without noise."""
+        s = self.preset.read_noise_rel
+        return np.abs(self.conductance()) * s if s > 0 else 0.0
+
     def relax(self, dt: float) -> None:
         self.advance(None, dt)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg.lapack as lapack
 
-from .blas import single_thread
+from ..blas import single_thread
 from .mesh import FilmMesh
 
 

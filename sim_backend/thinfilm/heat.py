@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg.lapack as lapack
 
 from ..presets import FilmPreset
-from .blas import single_thread
+from ..blas import single_thread
 from .texture import resistivity_scale
 
 _CACHE = 8  # factorizations kept (one per distinct step length)

@@ -1,9 +1,12 @@
-"""One BLAS thread for the film's banded solves.
+"""One BLAS thread for the simulator's small linear algebra.
 
 The banded Cholesky of a film (half bandwidth ~N) works on blocks of a few dozen rows; on
 OpenBLAS's thread pool those small calls spend their time waiting for each other, and on a
 loaded machine a 15 ms factorization then takes 50–100 ms (measured on 2 shared cores). The
-film therefore asks for one thread while it factors and solves, for the calling thread only
+circuit's solves are the same kind of work: GEMVs and GEMMs on an (N, N) conductance block of
+N ≤ 256 and dense solves of a few hundred nodes, thousands of times per read (a full guarded
+read of the N = 128 crossbar: 32.7 s with the default threads, 28.3 s with one, on 2 cores).
+Both therefore ask for one thread while they factor and solve, for the calling thread only
 (``openblas_set_num_threads_local``, OpenBLAS ≥ 0.3.27, in the OpenBLAS copies that NumPy and
 SciPy ship).
 Where that symbol is not found (another BLAS, an older OpenBLAS) nothing is changed: the
