@@ -73,6 +73,7 @@ def twin_spec(config: BenchConfig) -> dict[str, Any]:
         "contact_resistance_ohm": sim.contact_resistance_ohm,
         "source_resistance_ohm": sim.source_resistance_ohm,
         "realtime": sim.realtime,
+        "read_noise": sim.read_noise,
         "instruments": insts,
         **({"trigger_lines": lines} if lines else {}),
     }

@@ -16,7 +16,8 @@ Sections (see ``data/benches/*.toml`` for complete files)::
                                    several mainframes [matrix, slot, column] ("<matrix>:<slot><row><column:02>")
     [limits]                       v_max_V, power_max_W, g_max_expected_S, pulse_width_max_s,
                                    v_read_max_V, v_read_default_V, v_threshold_V, forbidden_lines
-    [simulation]                   preset, seed, contact_resistance_ohm, source_resistance_ohm, realtime
+    [simulation]                   preset, seed, contact_resistance_ohm, source_resistance_ohm, realtime,
+                                   read_noise
     [timing]                       nplc, line_frequency_Hz, command_latency_s, measure_overhead_s
 
 Types are checked field by field (pydantic, strict: ``simulated = "no"`` or ``n = true`` is an
@@ -47,7 +48,7 @@ from pydantic import (
 from lab.errors import ConfigError
 from lab.models import MODELS, capability
 from lab.wiring import wiring_mainframes, wiring_problems
-from lab.layout import Layout
+from lab.layout import Crosspoints, Layout
 from sim_backend.presets import PRESETS, DevicePreset, preset_names
 
 Role = Literal["drive", "sense", "guard"]
@@ -251,6 +252,11 @@ class SimulationConfig(_Strict):
     contact_resistance_ohm: StrictFloat = Field(1.0, ge=0.0)
     source_resistance_ohm: StrictFloat = Field(0.0, ge=0.0)
     realtime: StrictBool = False
+    # how a dry run's reading carries the read noise: "small_signal" (one Gaussian per reading,
+    # σ summed over every device by an adjoint solve per relay configuration) or "every_device"
+    # (every conductance drawn and the circuit solved per reading: the same distribution to
+    # O(σ²), slower; the random stream hopbench had before it carried noise as a small signal)
+    read_noise: Literal["small_signal", "every_device"] = "small_signal"
 
     @field_validator("preset")
     @classmethod
@@ -352,13 +358,13 @@ class BenchConfig(_Strict):
     def layout(self) -> Layout:
         lines = self.array.lines()
         index = {n: i for i, n in enumerate(lines)}
-        xps = {}
-        for bus, row in self.wiring.rows.items():
-            for line, spot in self.wiring.lines.items():
-                if len(spot) == 3:  # several mainframes: "<matrix>:<channel>"
-                    xps[(bus, index[line])] = f"{spot[0]}:{spot[1]}{row}{spot[2]:02d}"
-                else:
-                    xps[(bus, index[line])] = f"{spot[0]}{row}{spot[1]:02d}"
+        spots = {}  # line index -> (what precedes the row letter, column)
+        for line, spot in self.wiring.lines.items():
+            if len(spot) == 3:  # several mainframes: "<matrix>:<slot><row><column>"
+                spots[index[line]] = (f"{spot[0]}:{spot[1]}", int(spot[2]))
+            else:
+                spots[index[line]] = (f"{spot[0]}", int(spot[1]))
+        xps = Crosspoints(self.wiring.rows, spots)
         return Layout(
             lines=lines,
             devices=self.array.devices(),

@@ -2,7 +2,7 @@
 valid bench file (``BenchConfig.layout``) and shared read-only by everything above it."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,7 +21,7 @@ class Layout:
     neuron_lines: tuple[tuple[int, ...], ...]
     buses: tuple[str, ...]
     roles: dict[str, str]
-    crosspoint: dict[tuple[str, int], str]  # (bus, line index) -> channel id like "1A01"
+    crosspoint: Mapping[tuple[str, int], str]  # (bus, line index) -> channel id like "1A01"
     forbidden: frozenset[int]
 
     def __post_init__(self) -> None:
@@ -37,13 +37,80 @@ class Layout:
         return tuple(b for b in self.buses if self.roles[b] == role)
 
     @cached_property
-    def owner(self) -> dict[str, tuple[str, int]]:
+    def owner(self) -> Mapping[str, tuple[str, int]]:
         """Crosspoint -> (bus, line index)."""
+        if isinstance(self.crosspoint, Crosspoints):
+            return self.crosspoint.owners
         return {xp: key for key, xp in self.crosspoint.items()}
+
+    @cached_property
+    def owner_of(self) -> Callable[[object], tuple[str, int] | None]:
+        """Crosspoint -> (bus, line index), or None for a channel id this wiring does not have."""
+        xps = self.crosspoint
+        return xps.owner if isinstance(xps, Crosspoints) else self.owner.get
 
     @cached_property
     def device_index(self) -> "DeviceIndex":
         return DeviceIndex(self.devices, len(self.lines))
+
+
+class Crosspoints(Mapping):
+    """(bus, line index) -> channel id, ``f"{prefix}{row}{column:02d}"``: the bus's matrix row
+    letter between the line's mainframe and slot (``"1"``, or ``"m2:1"`` on a bench of several
+    mainframes) and its column. Formatted when asked, not a dict of every bus and line (~65 B
+    per device at N = 35, and the inverse as much again); ``owners`` is the inverse, by parsing
+    (exact: a channel id is found only if formatting gives it back)."""
+
+    def __init__(self, rows: Mapping[str, str], spots: Mapping[int, tuple[str, int]]) -> None:
+        self._rows = dict(rows)  # bus -> row letter, in the bench file's order
+        self._spots = dict(spots)  # line index -> (prefix, column), in the bench file's order
+        self._bus_of_row = {row: bus for bus, row in self._rows.items()}
+        self._line_of = {(prefix, f"{col:02d}"): line for line, (prefix, col) in self._spots.items()}
+        self.owners = _Owners(self)
+
+    def __getitem__(self, key: tuple[str, int]) -> str:
+        try:
+            bus, line = key
+            prefix, col = self._spots[line]
+            return f"{prefix}{self._rows[bus]}{col:02d}"
+        except (KeyError, TypeError, ValueError):
+            raise KeyError(key) from None
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return ((bus, line) for bus in self._rows for line in self._spots)
+
+    def __len__(self) -> int:
+        return len(self._rows) * len(self._spots)
+
+    def owner(self, channel: object) -> tuple[str, int] | None:
+        """(bus, line index) of a channel id, None if it is not one of this wiring's."""
+        if not isinstance(channel, str) or len(channel) < 4:
+            return None
+        bus = self._bus_of_row.get(channel[-3])
+        line = self._line_of.get((channel[:-3], channel[-2:]))
+        return None if bus is None or line is None else (bus, line)
+
+
+class _Owners(Mapping):
+    """Channel id -> (bus, line index) of a ``Crosspoints``, parsed on each lookup."""
+
+    def __init__(self, xps: Crosspoints) -> None:
+        self._xps = xps
+
+    def __getitem__(self, channel: str) -> tuple[str, int]:
+        hit = self._xps.owner(channel)
+        if hit is None:
+            raise KeyError(channel)
+        return hit
+
+    def __contains__(self, channel: object) -> bool:
+        return self._xps.owner(channel) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._xps.values())
+
+    def __len__(self) -> int:
+        return len(self._xps)
 
 
 class DeviceIndex(Mapping):

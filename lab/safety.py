@@ -69,8 +69,8 @@ class SafetyGuard:
         self.v_line_max = min(self.limits.v_max_V, capability(matrix).v_max or math.inf)
         self._v_line_why = ("limits.v_max_V" if self.v_line_max == self.limits.v_max_V
                             else f"the {matrix} relays' signal rating")
-        self._owner_bus = {xp: self.bus_index[b] for xp, (b, _) in lay.owner.items()}
-        self._owner_line = {xp: line for xp, (_, line) in lay.owner.items()}
+        self._owner = lay.owner  # crosspoint -> (bus, line index); KeyError for a channel not wired
+        self._owner_of = lay.owner_of  # the same, None for a channel not wired
         self._dev_a = lay.devices[:, 0]
         self._bounds = DeviceBounds(lay.devices[:, 0], lay.devices[:, 1], len(lay.lines))
         self._closed_lines: tuple | None = None  # (closed set, its lines, their bus indices)
@@ -125,9 +125,9 @@ class SafetyGuard:
         routed = self._routed(self.closed if closed is None else closed)
         if routed is None:  # two crosspoints on one line: the last one iterated wins, as ever
             for xp in self.closed if closed is None else closed:
-                bus = self.layout.buses[self._owner_bus[xp]]
+                bus, line = self._owner[xp]
                 if self.outputs[bus]:
-                    v[self._owner_line[xp]] = levels[bus]
+                    v[line] = levels[bus]
         else:
             lines, bus_of, used = routed
             buses = self.layout.buses
@@ -165,8 +165,9 @@ class SafetyGuard:
         hit = self._closed_lines
         if hit is not None and hit[0] == key:
             return hit[1]
-        lines = np.fromiter(map(self._owner_line.__getitem__, key), np.intp, len(key))
-        bus_of = np.fromiter(map(self._owner_bus.__getitem__, key), np.intp, len(key))
+        owners = list(map(self._owner.__getitem__, key))
+        lines = np.fromiter((line for _, line in owners), np.intp, len(key))
+        bus_of = np.fromiter(map(self.bus_index.__getitem__, (bus for bus, _ in owners)), np.intp, len(key))
         routed = None
         if not lines.size or np.bincount(lines).max() <= 1:
             routed = (lines, bus_of, tuple(np.flatnonzero(np.bincount(bus_of, minlength=len(self.layout.buses))).tolist()))
@@ -188,9 +189,9 @@ class SafetyGuard:
         if routed is None:
             out = {b: 0.0 for b in buses if self.outputs[b]}
             for xp in self.closed:
-                bus = buses[self._owner_bus[xp]]
+                bus, line = self._owner[xp]
                 if bus in out:
-                    out[bus] += float(per_line[self._owner_line[xp]])
+                    out[bus] += float(per_line[line])
             return out
         on = np.array([self.outputs[b] for b in buses], dtype=bool)
         acc = bus_totals(per_line, *routed[:2], on)
@@ -290,14 +291,17 @@ class SafetyGuard:
             raise SafetyError("cold switching", f"relays change only with every source at 0 V; "
                               f"{', '.join(f'{b}={self.levels[b]} V' for b in hot)}")
         # the common case in one pass of set operations; any fault is named by the loop below
-        lines = [self._owner_line.get(xp, -1) for xp in target]
-        if -1 not in lines and len(set(lines)) == len(lines) and self.layout.forbidden.isdisjoint(lines):
-            return
+        owners = list(map(self._owner_of, target))
+        if None not in owners:
+            lines = [line for _, line in owners]
+            if len(set(lines)) == len(lines) and self.layout.forbidden.isdisjoint(lines):
+                return
         per_line: dict[int, str] = {}
         for xp in target:
-            if xp not in self._owner_line:
+            owner = self._owner_of(xp)
+            if owner is None:
                 raise SafetyError("wiring", f"crosspoint {xp} joins no bus to any line of this bench")
-            line = self._owner_line[xp]
+            line = owner[1]
             name = self.layout.lines[line]
             if line in self.layout.forbidden:
                 raise SafetyError("limits.forbidden_lines", f"line {name} must never be connected ({xp})")

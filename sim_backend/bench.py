@@ -75,8 +75,9 @@ class SimulatedBench:
         self._relays_dirty = False
         self._epoch_at_last_drive = -1
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
-        self._noise_scales: tuple[tuple[int, int], dict[str, float] | None] | None = None
-        self._noisy = False
+        self._noise_scales: tuple | None = None  # (key, s by bus or None, any read noise)
+        self._unit_cache: tuple | None = None  # ((wiring version, array version), G, unit responses)
+        self._wiring_version = 0  # relays and outputs: what the unit responses depend on
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
         # Every change of a bus's source level, as (virtual time s, bus, volts), oldest first.
@@ -102,7 +103,7 @@ class SimulatedBench:
             self.rng.bit_generator.state = state["rng"]
             self.clock.advance(max(float(state["clock_s"]) - self.clock.now, 0.0))
             self._chunk_hint = float(state["chunk_hint"])
-            self._cached = self._noise_scales = None
+            self._cached = self._noise_scales = self._unit_cache = None
 
     # -- sources -------------------------------------------------------------
     def _source(self, bus: str) -> Source:
@@ -165,6 +166,7 @@ class SimulatedBench:
         with self.lock:
             self._source(bus).output = bool(on)
             self.circuit.reset_modes()
+            self._wiring_version += 1
             self._changed()
 
     def bus_state(self, bus: str) -> dict[str, Any]:
@@ -202,6 +204,7 @@ class SimulatedBench:
         else:
             self._closed.difference_update(changed)
         self._relays_dirty = True
+        self._wiring_version += 1
         self._changed()
 
     def close(self, channels: Iterable[str]) -> None:
@@ -340,38 +343,47 @@ class SimulatedBench:
         if type(self.array) is DeviceArray:
             self.array.x  # noqa: B018 - merges a pulse's packed state back: the version is current
         sol = self.solve_now()
-        key = self._cached[0]
+        # the solution's key, and the preset (a swapped one may change σ): what s depends on
+        key = (self._cached[0], id(self.array.preset))
         hit = self._noise_scales
         if hit is None or hit[0] != key:
-            hit = self._noise_scales = (key, self._current_sigmas(sol))
-        scales = hit[1]
+            hit = self._noise_scales = (key, *self._current_sigmas(sol))
+        _, scales, noisy = hit
         if scales is None:
             return None
         current = sol.bus_current[bus]
         s = scales.get(bus)
         if s is None:
             return None
-        if self._noisy:  # (no draw without read noise, as the exact reading draws none)
+        if noisy:  # (no draw without read noise, as the exact reading draws none)
             current += s * float(self.rng.standard_normal())
         return sol.bus_v[bus], current, False
 
-    def _current_sigmas(self, sol: CircuitSolution) -> dict[str, float] | None:
-        if any(sol.in_compliance.values()):
-            return None
-        names = [b for b in self.circuit.bus_names if self._sources[b].output]
+    def _current_sigmas(self, sol: CircuitSolution) -> tuple[dict[str, float] | None, bool]:
+        """(s of every sourcing bus, or None where a reading must be drawn exactly; any noise?)."""
         sigma = self.array.read_sigma()
-        self._noisy = bool(np.any(sigma))
-        if not self._noisy:
-            return dict.fromkeys(names, 0.0)
-        G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
-        idx = self.circuit.bus_index
-        s = current_sigmas(self.circuit, sol, G, sigma, [idx[b] for b in names])
-        if s is None:
-            return None
+        noisy = bool(np.any(sigma))
+        if any(sol.in_compliance.values()):
+            return None, noisy
+        names = [b for b in self.circuit.bus_names if self._sources[b].output]
+        if not noisy:
+            return dict.fromkeys(names, 0.0), False
+        # the unit responses depend on the relays, the outputs and the conductances, not on the
+        # levels or limits: kept while those stand (a read that sets a level per reading)
+        ukey = (self._wiring_version, self.array.version)
+        hit = self._unit_cache
+        if hit is None or hit[0] != ukey:
+            G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+            idx = self.circuit.bus_index
+            hit = self._unit_cache = (ukey, G, self.circuit.unit_responses(G, [idx[b] for b in names]))
+        _, G, u = hit
+        if u is None:
+            return None, noisy
+        s = current_sigmas(self.circuit, sol, G, sigma, u)
         for b, sb in zip(names, s.tolist()):
             if abs(sol.bus_current[b]) + MARGIN_SIGMAS * sb >= self._sources[b].compliance_A:
-                return None  # a clamp is within reach of the noise: every reading drawn exactly
-        return dict(zip(names, s.tolist()))
+                return None, noisy  # a clamp is within reach of the noise: every reading drawn exactly
+        return dict(zip(names, s.tolist())), noisy
 
     def measure(self, bus: str, integration_s: float) -> tuple[float, float, bool]:
         """(voltage V, current A, in compliance) of a bus after integrating for integration_s.

@@ -11,7 +11,8 @@ Both therefore ask for one thread while they factor and solve, for the calling t
 SciPy ship).
 Where that symbol is not found (another BLAS, an older OpenBLAS) nothing is changed: the
 results are the same, only the speed differs. threadpoolctl does this for every BLAS; it is
-used instead when it is installed.
+used instead when it is installed (its limit holds for the whole process while it lasts: the
+simulator's solves run one at a time, under the simulated bench's lock).
 """
 from __future__ import annotations
 

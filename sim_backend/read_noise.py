@@ -32,14 +32,16 @@ MARGIN_SIGMAS = 8.0  # a reading further than this from a compliance limit never
 
 
 def current_sigmas(circuit: Circuit, sol: CircuitSolution, G: np.ndarray, sigma: float | np.ndarray,
-                   buses: list[int]) -> np.ndarray | None:
+                   buses: list[int] | np.ndarray) -> np.ndarray | None:
     """s_b (A) for each bus index in ``buses`` (all sourcing, each pinning its node alone), or
-    None where a bus does not (its reading is then drawn the exact way)."""
-    u = circuit.unit_responses(G, buses)
+    None where a bus does not (its reading is then drawn the exact way). ``buses`` may instead
+    be their unit responses (``Circuit.unit_responses``), kept from an earlier call at the same
+    relays, outputs and conductances G."""
+    u = buses if isinstance(buses, np.ndarray) else circuit.unit_responses(G, list(buses))
     if u is None:
         return None
     scalar = np.ndim(sigma) == 0
-    ss = np.full(len(buses), np.nan)
+    ss = np.full(u.shape[1], np.nan)
     if scalar and circuit.rows_and_columns:
         ss = _crossbar_sums_of_squares(sol.line_v, u[circuit.group[: circuit.n_lines]], circuit.topology.n)
     for j in np.flatnonzero(np.isnan(ss)):

@@ -6,6 +6,7 @@ no config objects, so the simulator stays usable on its own)::
     {"topology": {"kind": "film", "n": 35},          # or {"kind": "crossbar", "n": 8, "tied": true}
      "preset": "film-amr", "seed": 1234,
      "contact_resistance_ohm": 1.0, "source_resistance_ohm": 0.0, "realtime": false,
+     "read_noise": "small_signal",                    # or "every_device"
      "instruments": [
        {"name": "smu1", "model": "keithley2636b", "resource": "TCPIP::192.168.1.21::5025::SOCKET",
         "channels": {"a": "drive_pos", "b": "drive_neg"},
@@ -46,7 +47,7 @@ from .visa_library import SimVisaLibrary
 _CHANNEL_ID = re.compile(r"^([1-6])([A-H])(0[1-9]|1[0-2])$")
 _TOP_KEYS = {
     "topology", "preset", "seed", "contact_resistance_ohm", "source_resistance_ohm", "realtime",
-    "instruments", "trigger_lines",
+    "read_noise", "instruments", "trigger_lines",
 }
 
 
@@ -208,6 +209,10 @@ def build_twin(spec: Mapping[str, Any]) -> Twin:
         source_resistance_ohm=float(spec.get("source_resistance_ohm", 0.0)),
         realtime=bool(spec.get("realtime", False)),
     )
+    read_noise = spec.get("read_noise", "small_signal")
+    if read_noise not in ("small_signal", "every_device"):
+        raise TwinSpecError(f"twin spec: read_noise must be 'small_signal' or 'every_device', got {read_noise!r}")
+    bench.small_signal_noise = read_noise == "small_signal"
 
     instruments: dict[str, SimInstrument] = {}
     by_resource: dict[str, SimInstrument] = {}

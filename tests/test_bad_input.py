@@ -132,6 +132,7 @@ CASES = [
     _bench("n_float", "array.n", 6.0, "array.n"),
     _bench("timeout_text", "instruments.0.timeout_ms", "5000", "timeout_ms"),
     _bench("seed_negative", "simulation.seed", -1, "seed"),
+    _bench("read_noise_unknown", "simulation.read_noise", "exact", "read_noise"),
     _bench("unknown_limit_key", "limits.v_maxx", 1.0),
     _bench("preset_absolute_path", "simulation.preset", "/etc/passwd", "preset"),
     _bench("preset_relative_escape", "simulation.preset", "../../../../etc/hostname.toml", "preset"),
