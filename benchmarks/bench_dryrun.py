@@ -85,7 +85,7 @@ def guarded_reading_solve(n: int, structured: bool, budget_s: float = 2.0, small
     k, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < budget_s or k < 3:
         if small_signal:  # (the circuit caches by mode only: each pass solves afresh)
-            current_sigmas(c, c.solve(g), g, 1e-6, every_bus)
+            current_sigmas(c, c.solve(g), 1e-6, c.unit_responses(g, every_bus))
         else:
             c.solve(g * (1 + 1e-3 * rng.standard_normal(g.size)))  # every reading draws its own noise
         k += 1

@@ -76,7 +76,7 @@ class SimulatedBench:
         self._epoch_at_last_drive = -1
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
         self._noise_scales: tuple | None = None  # (key, s by bus or None, any read noise)
-        self._unit_cache: tuple | None = None  # ((wiring version, array version), G, unit responses)
+        self._unit_cache: tuple | None = None  # ((wiring version, array version), unit responses)
         self._wiring_version = 0  # relays and outputs: what the unit responses depend on
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
@@ -375,11 +375,11 @@ class SimulatedBench:
         if hit is None or hit[0] != ukey:
             G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
             idx = self.circuit.bus_index
-            hit = self._unit_cache = (ukey, G, self.circuit.unit_responses(G, [idx[b] for b in names]))
-        _, G, u = hit
+            hit = self._unit_cache = (ukey, self.circuit.unit_responses(G, [idx[b] for b in names]))
+        u = hit[1]
         if u is None:
             return None, noisy
-        s = current_sigmas(self.circuit, sol, G, sigma, u)
+        s = current_sigmas(self.circuit, sol, sigma, u)
         for b, sb in zip(names, s.tolist()):
             if abs(sol.bus_current[b]) + MARGIN_SIGMAS * sb >= self._sources[b].compliance_A:
                 return None, noisy  # a clamp is within reach of the noise: every reading drawn exactly

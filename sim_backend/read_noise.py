@@ -31,15 +31,9 @@ from .circuit import Circuit, CircuitSolution
 MARGIN_SIGMAS = 8.0  # a reading further than this from a compliance limit never reaches it
 
 
-def current_sigmas(circuit: Circuit, sol: CircuitSolution, G: np.ndarray, sigma: float | np.ndarray,
-                   buses: list[int] | np.ndarray) -> np.ndarray | None:
-    """s_b (A) for each bus index in ``buses`` (all sourcing, each pinning its node alone), or
-    None where a bus does not (its reading is then drawn the exact way). ``buses`` may instead
-    be their unit responses (``Circuit.unit_responses``), kept from an earlier call at the same
-    relays, outputs and conductances G."""
-    u = buses if isinstance(buses, np.ndarray) else circuit.unit_responses(G, list(buses))
-    if u is None:
-        return None
+def current_sigmas(circuit: Circuit, sol: CircuitSolution, sigma: float | np.ndarray, u: np.ndarray) -> np.ndarray:
+    """s_b (A) of each bus whose unit response is a column of u (``Circuit.unit_responses`` at
+    the relays, outputs and conductances ``sol`` was solved at); sigma: σ_k (S), one or per device."""
     scalar = np.ndim(sigma) == 0
     ss = np.full(u.shape[1], np.nan)
     if scalar and circuit.rows_and_columns:

@@ -85,8 +85,8 @@ def test_crossbar_sum_of_squares_is_the_sum_over_the_devices(floating: bool) -> 
     sigma = 1e-6
     u = c.unit_responses(G, buses)
     assert np.isfinite(_crossbar_sums_of_squares(sol.line_v, u[c.group[: c.n_lines]], 12)).all()
-    fast = current_sigmas(c, sol, G, sigma, buses)  # the O(N) crossbar form
-    per_device = current_sigmas(c, sol, G, np.full(G.size, sigma), buses)  # the sum over devices
+    fast = current_sigmas(c, sol, sigma, u)  # the O(N) crossbar form
+    per_device = current_sigmas(c, sol, np.full(G.size, sigma), u)  # the sum over devices
     np.testing.assert_allclose(fast, per_device, rtol=1e-9)
     assert (fast > 0).all()
 
@@ -127,7 +127,8 @@ def _sigma(bench: SimulatedBench, bus: str) -> float:
     """The small-signal σ of a bus's reading at the bench's present state."""
     c = bench.circuit
     buses = [c.bus_index[b] for b in BUSES]
-    s = current_sigmas(c, bench.solve_now(), bench.array.conductance(), bench.array.read_sigma(), buses)
+    u = c.unit_responses(bench.array.conductance(), buses)
+    s = current_sigmas(c, bench.solve_now(), bench.array.read_sigma(), u)
     return float(s[buses.index(c.bus_index[bus])])
 
 
