@@ -343,8 +343,9 @@ class SimulatedBench:
         if type(self.array) is DeviceArray:
             self.array.x  # noqa: B018 - merges a pulse's packed state back: the version is current
         sol = self.solve_now()
-        # the solution's key, and the preset (a swapped one may change σ): what s depends on
-        key = (self._cached[0], id(self.array.preset))
+        # the solution's key, and the read noise of the preset (a swapped one may change σ)
+        p = self.array.preset
+        key = (self._cached[0], getattr(p, "read_noise_window", None), getattr(p, "read_noise_rel", None))
         hit = self._noise_scales
         if hit is None or hit[0] != key:
             hit = self._noise_scales = (key, *self._current_sigmas(sol))
