@@ -21,7 +21,7 @@ class Layout:
     neuron_lines: tuple[tuple[int, ...], ...]
     buses: tuple[str, ...]
     roles: dict[str, str]
-    crosspoint: Mapping[tuple[str, int], str]  # (bus, line index) -> channel id like "1A01"
+    crosspoint: "Crosspoints"  # (bus, line index) -> channel id like "1A01"
     forbidden: frozenset[int]
 
     def __post_init__(self) -> None:
@@ -36,18 +36,15 @@ class Layout:
     def by_role(self, role: str) -> tuple[str, ...]:
         return tuple(b for b in self.buses if self.roles[b] == role)
 
-    @cached_property
+    @property
     def owner(self) -> Mapping[str, tuple[str, int]]:
         """Crosspoint -> (bus, line index)."""
-        if isinstance(self.crosspoint, Crosspoints):
-            return self.crosspoint.owners
-        return {xp: key for key, xp in self.crosspoint.items()}
+        return self.crosspoint.owners
 
-    @cached_property
+    @property
     def owner_of(self) -> Callable[[object], tuple[str, int] | None]:
         """Crosspoint -> (bus, line index), or None for a channel id this wiring does not have."""
-        xps = self.crosspoint
-        return xps.owner if isinstance(xps, Crosspoints) else self.owner.get
+        return self.crosspoint.owner
 
     @cached_property
     def device_index(self) -> "DeviceIndex":

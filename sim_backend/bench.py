@@ -353,9 +353,7 @@ class SimulatedBench:
         if scales is None:
             return None
         current = sol.bus_current[bus]
-        s = scales.get(bus)
-        if s is None:
-            return None
+        s = scales[bus]  # (every bus with its output on has one: measure() asks for no other)
         if noisy:  # (no draw without read noise, as the exact reading draws none)
             current += s * float(self.rng.standard_normal())
         return sol.bus_v[bus], current, False

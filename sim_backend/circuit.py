@@ -146,7 +146,6 @@ class Circuit(StructuredSolve):
         keep[keep] = link_bus[keep] != link_line[keep]
         a, c = link_bus[keep], link_line[keep]
         g = 1.0 / lk[keep, 2]
-        self._res = np.stack([a.astype(float), c.astype(float), g], axis=1).reshape(-1, 3)
         self._res_a, self._res_c, self._res_g = a, c, g
         self._passive_dense = None  # (n, n): 2 MB at N = 256, built only where a solve needs it
         self._counts = counts
@@ -193,11 +192,15 @@ class Circuit(StructuredSolve):
 
     def _device_laplacian(self, G: np.ndarray) -> np.ndarray:
         n = self.n_groups
-        if self._dev_flat is None:
-            ga, gb = self._dev_ga, self._dev_gb
-            self._dev_flat = np.concatenate([ga * n + gb, gb * n + ga, ga * n + ga, gb * n + gb])
         w = np.concatenate([-G, -G, G, G])
-        return np.bincount(self._dev_flat, weights=w, minlength=n * n).reshape(n, n)
+        return np.bincount(self._device_flat(), weights=w, minlength=n * n).reshape(n, n)
+
+    def _device_flat(self) -> np.ndarray:
+        """Flat (n·n) indices of each device's four Laplacian entries: ab, ba, aa, bb."""
+        if self._dev_flat is None:
+            n, ga, gb = self.n_groups, self._dev_ga, self._dev_gb
+            self._dev_flat = np.concatenate([ga * n + gb, gb * n + ga, ga * n + ga, gb * n + gb])
+        return self._dev_flat
 
     def _dense_blocks(self, G: np.ndarray, modes: tuple, ff: np.ndarray, fp: np.ndarray, free_n: int,
                       pin_n: int) -> tuple:
@@ -208,16 +211,14 @@ class Circuit(StructuredSolve):
         hit = self._mode_cache.get(key)
         if hit is None:
             n = self.n_groups
-            if self._dev_flat is None:
-                ga, gb = self._dev_ga, self._dev_gb
-                self._dev_flat = np.concatenate([ga * n + gb, gb * n + ga, ga * n + ga, gb * n + gb])
+            dev_flat = self._device_flat()
             D = self._dev_ga.size
             sign = np.repeat([-1.0, -1.0, 1.0, 1.0], D)
             blocks = []
             for flat in (ff, fp):
                 at = np.full(n * n, -1, np.intp)
                 at[flat] = np.arange(flat.size)
-                k = at[self._dev_flat]
+                k = at[dev_flat]
                 sel = np.flatnonzero(k >= 0)
                 blocks.append((self._passive_static.take(flat), k[sel], sel % D, sign[sel], flat.size))
             hit = self._mode_cache[key] = tuple(blocks)
@@ -336,7 +337,8 @@ class Circuit(StructuredSolve):
         return bool(self._rows_cols)
 
     def device_differences(self, v: np.ndarray) -> np.ndarray:
-        """v[a] − v[b] of every device from node-group voltages v (n,) or (n, m) → (D,) or (D, m)."""
+        """v[a] − v[b] of every device from node-group voltages v (n,) or (n, m) → (D,) or (D, m)
+        (v[group of a line] is that line's voltage)."""
         if v.ndim == 1 and self._rows_cols:
             line_v = v[self.group[: self.n_lines]]
             nr = self.topology.n
@@ -388,11 +390,7 @@ class Circuit(StructuredSolve):
         if free.size:
             v[free], structured = self._free_voltages(G, modes, v, inject[free], src_diag[free], sourced)
         line_v = v[self.group[:L]]
-        if self._rows_cols:
-            nr = self.topology.n
-            device_v = np.subtract.outer(line_v[:nr], line_v[nr:]).ravel()
-        else:  # v[group of a line] is that line's voltage
-            device_v = v[ga] - v[gb]
+        device_v = self.device_differences(v)
         device_i = G * device_v
         # net current leaving each group through passive elements (only the pinned groups' is used)
         if devices_at_pins:
@@ -400,7 +398,7 @@ class Circuit(StructuredSolve):
             out += self.leak_S * self._counts * v
         else:
             out = self.leak_S * self._counts * v
-        if self._res.size:
+        if self._res_g.size:
             a, c, g = self._res_a, self._res_c, self._res_g
             i_ac = g * (v[a] - v[c])
             out += np.bincount(a, weights=i_ac, minlength=n) - np.bincount(c, weights=i_ac, minlength=n)
