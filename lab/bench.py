@@ -484,7 +484,7 @@ class PaperBench:
         current = self._last[2].get(bus)  # per bus, while the guard's state stands
         if current is None:
             routed = self.guard.routed_lines()
-            if routed is not None:  # the closed crosspoints' lines as arrays, in the set's order
+            if routed is not None:  # the closed crosspoints' lines as arrays, in line order
                 lines, bus_of = routed
                 lines = lines[bus_of == self._bus_index[bus]]
             else:

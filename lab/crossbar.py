@@ -160,6 +160,7 @@ class Crossbar:
         # each device, nominal until then (the corrections are ~0.5 % of a current, so a
         # device's spread matters there but its drift since the read does not)
         self.g_estimate = np.full(len(lay.devices), config.g_nominal)
+        self._last_target: tuple[Route, set[str]] | None = None  # the last route and its crosspoints
 
     # ------------------------------------------------------------ basics
     def prepare(self) -> None:
@@ -176,9 +177,29 @@ class Crossbar:
         for bus in self.layout.buses:
             self.act.set_level(bus, 0.0)
 
+    def _target(self, route: Route) -> set[str]:
+        """The crosspoints of ``route``: from the last route's by the lines that changed (a read
+        moves one line of 2N per configuration), else formatted afresh."""
+        xp = self.layout.crosspoint
+        last = self._last_target
+        if last is None:
+            target = {xp[(bus, line)] for line, bus in route.items()}
+        else:
+            old, target = last[0], set(last[1])
+            for line, bus in route.items():
+                was = old.get(line)
+                if was != bus:
+                    if was is not None:
+                        target.discard(xp[(was, line)])
+                    target.add(xp[(bus, line)])
+            for line in old.keys() - route.keys():
+                target.discard(xp[(old[line], line)])
+        self._last_target = (dict(route), target)
+        return target
+
     def configure(self, route: Route, levels: dict[str, float]) -> None:
         """Route lines onto buses (cold), then set the bus levels; unlisted buses stay at 0 V."""
-        target = {self.layout.crosspoint[(bus, line)] for line, bus in route.items()}
+        target = self._target(route)
         if not self.act.closed_exactly(target):
             self.zero()
             self.act.switch(target)
@@ -373,12 +394,15 @@ class Crossbar:
         own current. With the devices' conductances from this read (nominal where unread)
         that sum is subtracted; what is left is of order (R·ΣG)² ~ 1e-5 of G.
         """
+        if not reads:
+            return
         gm = self._g_matrix(np.where(np.isfinite(g), g, self.g_estimate))
-        for dev, d, s, v_d, v_s in reads:
-            v_k = self.r_contact * gm[d] * v_d
-            v_k[d] = v_d
-            sneak = gm[s] @ (v_k - v_s) - gm[s, d] * (v_d - v_s)
-            g[dev] -= sneak / (v_d - v_s)
+        dev, d, s = (np.array(col, dtype=np.intp) for col in list(zip(*reads))[:3])
+        v_d, v_s = (np.array(col, dtype=float) for col in list(zip(*reads))[3:])
+        # Σ_k G_sk (v_k − v_s) − G_sd (v_d − v_s) with v_k = R·G_dk·v_d (k ≠ d), v_d at k = d and
+        # no device from a line to itself: R·v_d·(G_s·G_d) − v_s·(Σ_k G_sk − G_sd), all reads at once
+        sneak = self.r_contact * v_d * (gm @ gm)[s, d] - v_s * (gm.sum(axis=1)[s] - gm[s, d])
+        np.subtract.at(g, dev, sneak / (v_d - v_s))
 
     def _run_configs(self, configs: list[ReadConfig], v_read: float, repeats: int, guarded: bool,
                      operation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ from lab.config import BenchConfig, Layout
 from lab.errors import RetryPolicy, SafetyError
 from lab.matrices import mainframes_touched
 from lab.models import capability
+from lab.relays import ClosedRelays
 from lab.timing import Clock, TimingModel
 
 log = logging.getLogger("hopbench.safety")
@@ -73,7 +74,7 @@ class SafetyGuard:
         self._owner_of = lay.owner_of  # the same, None for a channel not wired
         self._dev_a = lay.devices[:, 0]
         self._bounds = DeviceBounds(lay.devices[:, 0], lay.devices[:, 1], len(lay.lines))
-        self._closed_lines: tuple | None = None  # (closed set, its lines, their bus indices)
+        self.closed = ClosedRelays(self._owner.__getitem__, self.bus_index, len(lay.lines))
         self.scope: Scope = "idle"
         self.reset_state()
 
@@ -83,7 +84,7 @@ class SafetyGuard:
         self.levels = {b: 0.0 for b in self.layout.buses}
         self.outputs = {b: False for b in self.layout.buses}
         self.compliance: dict[str, float | None] = {b: None for b in self.layout.buses}
-        self.closed: set[str] = set()
+        self.closed.clear()
         self.write_elapsed = 0.0
         self.changed()
 
@@ -114,17 +115,17 @@ class SafetyGuard:
         """Largest voltage any device may see in the present scope."""
         return math.inf if self.scope == "write" else self.limits.v_read_max_V
 
-    def line_voltages(self, levels: Mapping[str, float] | None = None,
-                      closed: Iterable[str] | None = None) -> np.ndarray:
-        """(n_lines,) V per line; NaN where a line floats (no relay, or its bus output off)."""
-        present = levels is None and closed is None
+    def line_voltages(self, levels: Mapping[str, float] | None = None) -> np.ndarray:
+        """(n_lines,) V per line at the closed relays and these levels (the present ones by
+        default); NaN where a line floats (no relay, or its bus output off)."""
+        present = levels is None
         if present and self._line_v is not None:  # asked many times per state: kept until changed()
             return self._line_v.copy()
         levels = self.levels if levels is None else levels
         v = np.full(len(self.layout.lines), np.nan)
-        routed = self._routed(self.closed if closed is None else closed)
+        routed = self.closed.routed()
         if routed is None:  # two crosspoints on one line: the last one iterated wins, as ever
-            for xp in self.closed if closed is None else closed:
+            for xp in self.closed:
                 bus, line = self._owner[xp]
                 if self.outputs[bus]:
                     v[line] = levels[bus]
@@ -152,27 +153,10 @@ class SafetyGuard:
         return self._line_v
 
     def routed_lines(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(line, bus index) of every closed crosspoint in the order ``closed`` iterates, or
-        None if two of them share a line. Shared: callers must not write into them."""
-        routed = self._routed(self.closed)
+        """(line, bus index) of every closed crosspoint in line order, or None if two of them
+        share a line. Shared: callers must not write into them."""
+        routed = self.closed.routed()
         return None if routed is None else routed[:2]
-
-    def _routed(self, closed: Iterable[str]) -> tuple | None:
-        """(line, bus index) of each closed crosspoint, in the order ``closed`` iterates, as
-        arrays, and the buses used; None if two of them share a line. Kept for the last closed
-        set (a read asks thousands of times per relay configuration)."""
-        key = tuple(closed)
-        hit = self._closed_lines
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        owners = list(map(self._owner.__getitem__, key))
-        lines = np.fromiter((line for _, line in owners), np.intp, len(key))
-        bus_of = np.fromiter(map(self.bus_index.__getitem__, (bus for bus, _ in owners)), np.intp, len(key))
-        routed = None
-        if not lines.size or np.bincount(lines).max() <= 1:
-            routed = (lines, bus_of, tuple(np.flatnonzero(np.bincount(bus_of, minlength=len(self.layout.buses))).tolist()))
-        self._closed_lines = (key, routed)
-        return routed
 
     def device_voltage_bound(self, line_v: np.ndarray) -> np.ndarray:
         """(D,) the largest |V| each device can see; a floating line lies between the driven extremes."""
@@ -185,7 +169,7 @@ class SafetyGuard:
         """The largest |I| each bus with an output on could carry now, every device at g_max_expected_S."""
         per_line = self._bounds.line_currents(self.line_voltages(), self.limits.g_max_expected_S)
         buses = self.layout.buses
-        routed = self._routed(self.closed)
+        routed = self.closed.routed()
         if routed is None:
             out = {b: 0.0 for b in buses if self.outputs[b]}
             for xp in self.closed:
@@ -206,7 +190,7 @@ class SafetyGuard:
                            else np.nan for b in buses], dtype=float)
         if np.isnan(limits).all():
             return []
-        routed = self._routed(self.closed)
+        routed = self.closed.routed()
         fast = None
         if routed is not None and len(self._dev_a) >= self.fast_bounds_min_devices:
             fast = self._bounds.line_currents_fast(self.line_voltages(), self.limits.g_max_expected_S)
@@ -223,7 +207,19 @@ class SafetyGuard:
         return [b for k, b in enumerate(buses) if not np.isnan(limits[k]) and exact[b] >= limits[k]]
 
     # -------------------------------------------------------------- checks
+    @staticmethod
+    def _span(line_v: np.ndarray) -> float:
+        """Highest minus lowest driven line voltage: no device can see more (a floating line
+        lies between the driven extremes). NaN if no line is driven."""
+        return float(np.fmax.reduce(line_v)) - float(np.fmin.reduce(line_v)) if line_v.size else 0.0
+
     def _check_devices(self, line_v: np.ndarray, what: str) -> float:
+        """The largest voltage a device can see, or a bound on it at most the read ceiling;
+        SafetyError if it is above what the scope allows."""
+        span = self._span(line_v)
+        if span <= min(self.ceiling, self.limits.v_read_max_V) + TOL and \
+                span * span * self.limits.g_max_expected_S <= self.limits.power_max_W * (1 + 1e-9):
+            return span  # every device within every limit: which one is the worst does not matter
         worst, vmax = self._worst_device(line_v)
         a, b = (self.layout.lines[i] for i in self.layout.devices[worst]) if len(self._dev_a) else ("", "")
         if vmax > self.ceiling + TOL:
@@ -239,7 +235,12 @@ class SafetyGuard:
     def writing(self) -> bool:
         """Some device now sees more than the read ceiling."""
         if self._writing is None:
-            _, vmax = self._worst_device(self.line_voltages())
+            if not any(v != 0.0 for v in self.levels.values()):  # no source drives: nothing sees a voltage
+                self._writing = False
+                return False
+            line_v = self.present_line_voltages()
+            span = self._span(line_v)
+            vmax = span if span <= self.limits.v_read_max_V else self._worst_device(line_v)[1]
             self._writing = bool(len(self._dev_a)) and vmax > self.limits.v_read_max_V + TOL
         return self._writing
 
@@ -285,17 +286,20 @@ class SafetyGuard:
         if on and self.levels[bus] != 0.0:
             raise SafetyError(f"buses.{bus}", f"output on at {self.levels[bus]} V; outputs turn on at 0 V only")
 
-    def check_switch(self, target: set[str]) -> None:
+    def check_switch(self, target: set[str]) -> tuple[list[str], list[str]]:
+        """Check a relay change to exactly ``target``; return it as (ids to open, ids to close), sorted."""
         hot = [b for b in self.layout.buses if self.outputs[b] and self.levels[b] != 0.0]
         if hot:
             raise SafetyError("cold switching", f"relays change only with every source at 0 V; "
                               f"{', '.join(f'{b}={self.levels[b]} V' for b in hot)}")
-        # the common case in one pass of set operations; any fault is named by the loop below
-        owners = list(map(self._owner_of, target))
-        if None not in owners:
-            lines = [line for _, line in owners]
-            if len(set(lines)) == len(lines) and self.layout.forbidden.isdisjoint(lines):
-                return
+        closed = self.closed
+        to_open, to_close = sorted(closed.ids - target), sorted(target - closed.ids)
+        # the common case from the change alone (the closed set was checked when it closed);
+        # any fault is named by the loop over the whole target below
+        after = closed.lines_after(to_open, to_close)
+        if after is not None and max(after.values(), default=0) <= 1 and closed.shared_lines.issubset(after) \
+                and not any(after.get(ln, closed.count(ln)) for ln in self.layout.forbidden):
+            return to_open, to_close
         per_line: dict[int, str] = {}
         for xp in target:
             owner = self._owner_of(xp)
@@ -309,6 +313,7 @@ class SafetyGuard:
                 raise SafetyError("two sources on one line", f"line {name} would join buses "
                                   f"{self.layout.owner[per_line[line]][0]} and {self.layout.owner[xp][0]}")
             per_line[line] = xp
+        return to_open, to_close
 
     def _known(self, bus: str) -> None:
         if bus not in self.bus_index:
@@ -340,11 +345,11 @@ class GuardedActuator:
     # -- read-only views for the crossbar
     @property
     def closed(self) -> frozenset[str]:
-        return frozenset(self._guard.closed)
+        return frozenset(self._guard.closed.ids)
 
     def closed_exactly(self, crosspoints: set[str]) -> bool:
         """Whether exactly these crosspoints are closed (no copy of the closed set made)."""
-        return crosspoints == self._guard.closed
+        return crosspoints == self._guard.closed.ids
 
     def level(self, bus: str) -> float:
         return self._guard.levels[bus]
@@ -495,10 +500,7 @@ class GuardedActuator:
 
     def switch(self, target: Iterable[str]) -> int:
         """Make exactly ``target`` closed: open what must open, then close what must close."""
-        target = set(target)
-        self._guard.check_switch(target)
-        to_open = sorted(self._guard.closed - target)
-        to_close = sorted(target - self._guard.closed)
+        to_open, to_close = self._guard.check_switch(set(target))
         if to_open:
             self._backend.open(to_open)
             self._guard.closed.difference_update(to_open)

@@ -22,7 +22,6 @@ numba (``kernels.py``, the ``fast`` extra). ``HOPBENCH_KERNEL=numpy|numba|auto``
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,43 +30,13 @@ import numpy as np
 from . import physics
 from .presets import DevicePreset
 from .topology import Topology
-from .drive import Drive, relax
+from .drive import POLY_MAX_LAM, Drive, exp_neg, relax
+from .kernel_choice import AUTO_NUMBA_DEVICES, KERNELS, kernel_name, load_kernel  # noqa: F401 - re-exported
 
 _MAX_DG = 0.02  # largest relative conductance change per internal sub-step (feedback on j)
 _MAX_SUBSTEPS = 256
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 _BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
-_POLY_MAX_LAM = 0.1  # exp(−λ) by its series below this (cheaper than np.exp, as exact in float32)
-KERNELS = ("auto", "numpy", "numba")
-# auto takes numba from this many devices on (a crossbar of N = 128): importing numba costs
-# ~0.5 s a process, which the faster steps of a smaller array would not repay in a short run
-AUTO_NUMBA_DEVICES = 1 << 14
-
-
-def kernel_name(kernel: str | None = None) -> str:
-    """The kernel asked for (argument, else $HOPBENCH_KERNEL, else auto), validated."""
-    name = kernel if kernel is not None else os.environ.get("HOPBENCH_KERNEL", "auto")
-    name = name.strip().lower() or "auto"
-    if name not in KERNELS:
-        where = "kernel" if kernel is not None else "HOPBENCH_KERNEL"
-        raise ValueError(f"{where}={name!r} is not a device-array kernel (choose from {', '.join(KERNELS)})")
-    return name
-
-
-def load_kernel(name: str) -> Any:
-    """The compiled kernel module for `name`, or None for the numpy path (auto without numba)."""
-    if name == "numpy":
-        return None
-    try:
-        from . import kernels
-    except ImportError as e:
-        if name == "numba":
-            raise ImportError("the numba device-array kernel needs numba: pip install 'hopbench[fast]' "
-                              f"(or HOPBENCH_KERNEL=numpy); importing it failed: {e}") from e
-        return None
-    return kernels
-
-
 class DeviceArray:
     def __init__(self, topology: Topology, preset: DevicePreset, rng: np.random.Generator,
                  *, kernel: str | None = None) -> None:
@@ -97,6 +66,15 @@ class DeviceArray:
         self._jrel_per_V = p.g_max_S / (p.cross_section_m2 * p.j_depin_A_per_m2)
         self._rate_scale = p.wall_velocity_depin_m_per_s / p.wall_length_m
         self._m_max = float(self.mobility.max()) if D else 0.0
+        movable = self.mobility > 0
+        # the lowest creep onset voltage of a device that can move (at x = 0, where its current
+        # density is largest): below it, none does; per device, built when first needed
+        jd = self.jd_rel[movable].astype(np.float64)
+        self._v_onset_min, self._v_onset_max = ((p.creep_onset * jd.min() / self._jrel_per_V * (1 - 1e-6),
+                                                 p.creep_onset * jd.max() / self._jrel_per_V)
+                                                if jd.size else (np.inf, np.inf))
+        self._v_onset: np.ndarray | None = None
+        self._quiet: tuple | None = None  # (V, version, film K, relaxation rate) of the last read-level drive
         self._pending = 0.0  # accumulated film-temperature relaxation exponent (unit mobility)
         self._pool = np.ones(0, f32)
         self._pool_offset = 0
@@ -234,6 +212,7 @@ class DeviceArray:
     def nbytes(self) -> int:
         arrays = (self._x, self.g_max, self.contrast, self.jd_rel, self.mobility, self._pool, self._scratch, self._ones)
         extra = self._packed_noise.nbytes if self._packed_noise is not None else 0
+        extra += self._v_onset.nbytes if self._v_onset is not None else 0
         return sum(a.nbytes for a in arrays) + extra + (self._drive.nbytes() if self._drive is not None else 0)
 
     # -- dynamics -----------------------------------------------------------
@@ -268,9 +247,54 @@ class DeviceArray:
         V = np.asarray(device_voltages, dtype=np.float32)
         if V.shape != self._x.shape:
             raise ValueError(f"device_voltages must have shape {self._x.shape}, got {V.shape}")
+        quiet = self._quiet
+        if quiet is not None and quiet[0] is V and quiet[1] == self.version:
+            return self._relax_at(quiet[2], quiet[3], dt)  # the same read-level drive going on
+        if self._below_all_onsets(V):
+            return self._below_onset(V, dt)
         if not continuing:
             self._new_noise()
         return self._step(self._drive_for(V), dt)
+
+    def _below_all_onsets(self, V: np.ndarray) -> bool:
+        """Whether no device can move under V: |V_k| below device k's creep onset voltage for
+        every movable k (taken a part in 1e-6 low, so a device at the edge goes to the packed
+        step, whose test is exact)."""
+        absV = np.abs(V)
+        top = float(absV.max(initial=0.0))
+        if top < self._v_onset_min:
+            return True
+        if top >= self._v_onset_max:  # the device at the top is above its own onset, whichever it is
+            return False
+        if self._v_onset is None:
+            v = self.preset.creep_onset * self.jd_rel.astype(np.float64) / self._jrel_per_V * (1 - 1e-6)
+            self._v_onset = np.where(self.mobility > 0, v, np.inf).astype(np.float32)
+        return not bool(np.any(absV >= self._v_onset))
+
+    def _below_onset(self, V: np.ndarray, dt: float) -> float:
+        """A drive under which no device can move: every movable device's current density, even
+        at x = 0 where it is largest, below its creep onset (read level). Its whole effect is
+        the read power heating the film, Σ V²·G, which sets the rate of the closed-form
+        relaxation every device shares: the step a packed drive would take with no device
+        packed, without packing one (or drawing the cycle noise of a switching cycle that
+        does not happen). A pulse's packing still live ends here, as a new drive's would."""
+        p = self.preset
+        if self._drive is not None and self._drive.live:
+            self._write_back()
+        self._drive = None
+        g = self.conductance_view()
+        power = float(np.dot(np.square(V, dtype=np.float64), g))
+        T_film = physics.film_temperature(power, p)
+        rate = float(physics.relaxation_rate(T_film, p))
+        # a read-only V (the simulated bench's, per circuit solution) is this drive while the state stands
+        self._quiet = (V, self.version, T_film, rate) if not V.flags.writeable else None
+        return self._relax_at(T_film, rate, dt)
+
+    def _relax_at(self, T_film: float, rate: float, dt: float) -> float:
+        self.film_temperature_K = T_film
+        self._pending += rate * dt
+        self._note_pending()
+        return self._pending * self._m_max
 
     @property
     def can_move(self) -> bool:
@@ -457,7 +481,7 @@ class DeviceArray:
         if noise is not None:
             lam *= noise
         top = self._route(lam, s, weak, lam_fast, slow)
-        d.y[s:e] *= _exp_neg(lam, top, tmp)
+        d.y[s:e] *= exp_neg(lam, top, tmp)
         return top
 
     def _block_numba(self, d: Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
@@ -492,7 +516,7 @@ class DeviceArray:
         else:
             k.push_flow(c0, c1, y, jd, mob, noise, f32(scale), f32(p.flow_slope * scale), lam)
         top = self._route(lam, s, weak, lam_fast, slow)
-        if top < _POLY_MAX_LAM:
+        if top < POLY_MAX_LAM:
             k.decay(y, lam)
         else:
             np.negative(lam, out=lam)
@@ -566,21 +590,3 @@ class DeviceArray:
             y = np.clip((x - t) * sigma, 0.0, 1.0)
         d.y[sel] = y
         return lam_max
-
-
-def _exp_neg(lam: np.ndarray, top: float, tmp: np.ndarray) -> np.ndarray:
-    """exp(−λ) in place (λ ≥ 0, largest `top`): the series while it is exact in float32."""
-    if top >= _POLY_MAX_LAM:
-        np.negative(lam, out=lam)
-        return np.exp(lam, out=lam)
-    terms = 1
-    while top ** (terms + 1) / math.factorial(terms + 1) > 2e-8:
-        terms += 1
-    # Horner: 1 − λ(1 − λ/2(1 − λ/3(…)))
-    np.multiply(lam, np.float32(1.0 / terms), out=tmp)
-    for k in range(terms - 1, 0, -1):
-        np.subtract(np.float32(1.0), tmp, out=tmp)
-        tmp *= lam
-        tmp *= np.float32(1.0 / k)
-    np.subtract(np.float32(1.0), tmp, out=lam)
-    return lam

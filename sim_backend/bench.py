@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .adjoints import UnitResponses
 from .array import DeviceArray
+from .blas import single_thread
 from .circuit import Circuit, CircuitSolution, Source
 from .clock import VirtualClock
 from .presets import DevicePreset, FilmPreset, load_preset
@@ -67,7 +69,9 @@ class SimulatedBench:
         self.circuit = Circuit(topology, self._sources)
         # channel → its circuit link, built once: a read reconfigures hundreds of times
         bus_index = self.circuit.bus_index
-        self._links = {ch: (bus_index[bus], topology.line_index(line)) for ch, (bus, line) in self.crosspoints.items()}
+        self._link_row = {ch: k for k, ch in enumerate(self.crosspoints)}
+        self._link_table = np.array([(bus_index[bus], topology.line_index(line))
+                                     for bus, line in self.crosspoints.values()], dtype=float).reshape(-1, 2)
         self._closed: set[str] = set()
         self.relay_operations = 0
         self.hot_switches = 0
@@ -75,9 +79,10 @@ class SimulatedBench:
         self._relays_dirty = False
         self._epoch_at_last_drive = -1
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
-        self._noise_scales: tuple | None = None  # (key, s by bus or None, any read noise)
-        self._unit_cache: tuple | None = None  # ((wiring version, array version), unit responses)
-        self._wiring_version = 0  # relays and outputs: what the unit responses depend on
+        self._noise_scales: tuple | None = None  # (key, how readings carry the noise, s by bus)
+        # the read noise's adjoint fields of single buses, kept across relay configurations
+        self._adjoints = UnitResponses(capacity=2 * topology.n_lines + 2 * len(buses))
+        self._wiring_version = 0  # relays and outputs: what unkeyed unit responses depend on
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
         # Every change of a bus's source level, as (virtual time s, bus, volts), oldest first.
@@ -103,7 +108,8 @@ class SimulatedBench:
             self.rng.bit_generator.state = state["rng"]
             self.clock.advance(max(float(state["clock_s"]) - self.clock.now, 0.0))
             self._chunk_hint = float(state["chunk_hint"])
-            self._cached = self._noise_scales = self._unit_cache = None
+            self._cached = self._noise_scales = None
+            self._adjoints.clear()
 
     # -- sources -------------------------------------------------------------
     def _source(self, bus: str) -> Source:
@@ -226,8 +232,12 @@ class SimulatedBench:
     # -- circuit -------------------------------------------------------------
     def _configure(self) -> None:
         if self._relays_dirty:
-            r, links = self.contact_resistance_ohm, self._links
-            self.circuit.configure([(*links[ch], r) for ch in sorted(self._closed)])
+            closed = sorted(self._closed)  # (the link order the passive sums follow)
+            rows = np.fromiter(map(self._link_row.__getitem__, closed), np.intp, len(closed))
+            links = np.empty((len(closed), 3))
+            links[:, :2] = self._link_table[rows]
+            links[:, 2] = self.contact_resistance_ohm
+            self.circuit.configure(links)
             self._relays_dirty = False
 
     def true_conductances(self) -> np.ndarray:
@@ -272,7 +282,8 @@ class SimulatedBench:
             raise ValueError(f"dt must be ≥ 0, got {dt}")
         with self.lock:
             if dt > 0:
-                self._integrate(dt)
+                with single_thread():  # (a read's power is a dot product over N² devices)
+                    self._integrate(dt)
             self.clock.advance(dt)
 
     # False: re-solve the circuit at every chunk even when nothing changed (tests' reference)
@@ -321,7 +332,9 @@ class SimulatedBench:
             return sol.device_v
         hit = getattr(self, "_voltages32", None)
         if hit is None or hit[0] is not sol:
-            hit = self._voltages32 = (sol, np.asarray(sol.device_v, dtype=np.float32))
+            v32 = np.array(sol.device_v, dtype=np.float32)
+            v32.flags.writeable = False  # the same drive for as long as the solution stands
+            hit = self._voltages32 = (sol, v32)
         return hit[1]
 
     def sync_realtime(self) -> None:
@@ -348,41 +361,67 @@ class SimulatedBench:
         key = (self._cached[0], getattr(p, "read_noise_window", None), getattr(p, "read_noise_rel", None))
         hit = self._noise_scales
         if hit is None or hit[0] != key:
-            hit = self._noise_scales = (key, *self._current_sigmas(sol))
-        _, scales, noisy = hit
-        if scales is None:
+            hit = self._noise_scales = (key, *self._noise_verdict(sol))
+        _, verdict, scales = hit
+        if verdict == "exact":
             return None
         current = sol.bus_current[bus]
-        s = scales[bus]  # (every bus with its output on has one: measure() asks for no other)
-        if noisy:  # (no draw without read noise, as the exact reading draws none)
+        if verdict == "noisy":  # (no draw without read noise, as the exact reading draws none)
+            s = scales.get(bus)
+            if s is None:
+                s = self._bus_sigma(sol, bus)
+                if s is None:
+                    return None
+                scales[bus] = s
             current += s * float(self.rng.standard_normal())
         return sol.bus_v[bus], current, False
 
-    def _current_sigmas(self, sol: CircuitSolution) -> tuple[dict[str, float] | None, bool]:
-        """(s of every sourcing bus, or None where a reading must be drawn exactly; any noise?)."""
+    def _noise_verdict(self, sol: CircuitSolution) -> tuple[str, dict[str, float]]:
+        """How readings of this solution carry the read noise: "exact" (every device drawn:
+        a source is in its limit, or within MARGIN_SIGMAS of its σ of it), "quiet" (there is no
+        read noise) or "noisy" (one draw of the bus's σ); and the σ found on the way.
+
+        Every sourcing bus's s_b is bounded by s_max = ‖σ_k·ΔV_k‖ (a unit response lies
+        between 0 and 1 V, so |ΔU_bk| ≤ 1): a bus whose current is further than 8 s_max from
+        its limit is clear without its own field, which is solved only for the buses measured
+        and for any the bound cannot clear."""
         sigma = self.array.read_sigma()
-        noisy = bool(np.any(sigma))
         if any(sol.in_compliance.values()):
-            return None, noisy
-        names = [b for b in self.circuit.bus_names if self._sources[b].output]
-        if not noisy:
-            return dict.fromkeys(names, 0.0), False
-        # the unit responses depend on the relays, the outputs and the conductances, not on the
-        # levels or limits: kept while those stand (a read that sets a level per reading)
-        ukey = (self._wiring_version, self.array.version)
-        hit = self._unit_cache
-        if hit is None or hit[0] != ukey:
-            G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
-            idx = self.circuit.bus_index
-            hit = self._unit_cache = (ukey, self.circuit.unit_responses(G, [idx[b] for b in names]))
-        u = hit[1]
+            return "exact", {}
+        if not np.any(sigma):
+            return "quiet", {}
+        w = sol.device_v * sigma if np.ndim(sigma) else sol.device_v
+        s_max = float(np.sqrt(w @ w)) * (1.0 if np.ndim(sigma) else float(sigma)) * (1 + 1e-9)
+        scales: dict[str, float] = {}
+        for b, src in self._sources.items():
+            if not src.output or abs(sol.bus_current[b]) + MARGIN_SIGMAS * s_max < src.compliance_A:
+                continue
+            s = self._bus_sigma(sol, b)
+            if s is None or abs(sol.bus_current[b]) + MARGIN_SIGMAS * s >= src.compliance_A:
+                return "exact", {}  # a clamp is within reach of the noise: every reading drawn exactly
+            scales[b] = s
+        # the buses whose fields are kept (a sense group's, a drive line's) in one pass: a
+        # reading then finds its σ ready (the others are solved for when first read)
+        idx = self.circuit.bus_index
+        G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+        ready = [i for i in self._adjoints.kept(self.circuit, G, self.array.version,
+                                                [idx[b] for b, src in self._sources.items() if src.output])
+                 if self.circuit.bus_names[i] not in scales]
+        if ready:
+            u = self._adjoints.get(self.circuit, G, self.array.version, self._wiring_version, ready)
+            if u is not None:
+                scales.update(zip((self.circuit.bus_names[i] for i in ready),
+                                  current_sigmas(self.circuit, sol, sigma, u).tolist()))
+        return "noisy", scales
+
+    def _bus_sigma(self, sol: CircuitSolution, bus: str) -> float | None:
+        """s_b (A) of one bus at this solution; None if its node is not pinned by it alone."""
+        G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+        i = self.circuit.bus_index[bus]
+        u = self._adjoints.get(self.circuit, G, self.array.version, self._wiring_version, [i])
         if u is None:
-            return None, noisy
-        s = current_sigmas(self.circuit, sol, sigma, u)
-        for b, sb in zip(names, s.tolist()):
-            if abs(sol.bus_current[b]) + MARGIN_SIGMAS * sb >= self._sources[b].compliance_A:
-                return None, noisy  # a clamp is within reach of the noise: every reading drawn exactly
-        return dict(zip(names, s.tolist())), noisy
+            return None
+        return float(current_sigmas(self.circuit, sol, self.array.read_sigma(), u)[0])
 
     def measure(self, bus: str, integration_s: float) -> tuple[float, float, bool]:
         """(voltage V, current A, in compliance) of a bus after integrating for integration_s.
@@ -395,7 +434,8 @@ class SimulatedBench:
             self.advance(integration_s)
             self._configure()
             if self.small_signal_noise and source.output:
-                reading = self._small_signal_reading(bus)
+                with single_thread():
+                    reading = self._small_signal_reading(bus)
                 if reading is not None:
                     return reading
             G = self.array.read_conductance(self.rng)

@@ -114,13 +114,17 @@ class Circuit(StructuredSolve):
         self._mode_cache.clear()
 
     # -- static part ---------------------------------------------------------
-    def configure(self, links: Iterable[tuple[int, int, float]]) -> None:
-        """Relay state: links as (bus index, line index, contact ohm)."""
+    def configure(self, links: Iterable[tuple[int, int, float]] | np.ndarray) -> None:
+        """Relay state: links as (bus index, line index, contact ohm), or a (k, 3) array of them."""
         L, B = self.n_lines, len(self.bus_names)
-        lk = np.array(links if isinstance(links, list) else list(links), dtype=float).reshape(-1, 3)
+        if isinstance(links, np.ndarray):
+            lk = np.array(links, dtype=float).reshape(-1, 3)
+        else:
+            lk = np.array(links if isinstance(links, list) else list(links), dtype=float).reshape(-1, 3)
         self._links = lk
         link_bus_i, link_line_i = lk[:, 0].astype(np.intp), lk[:, 1].astype(np.intp)
-        merged = [(int(b), int(l)) for b, l in zip(link_bus_i[lk[:, 2] <= 0.0], link_line_i[lk[:, 2] <= 0.0])]
+        zero = lk[:, 2] <= 0.0
+        merged = [(int(b), int(l)) for b, l in zip(link_bus_i[zero], link_line_i[zero])] if zero.any() else []
         if merged:
             uf = _UnionFind(L + B)
             for b, l in merged:
@@ -249,10 +253,10 @@ class Circuit(StructuredSolve):
             else:
                 r_eff[i] = s.resistance_ohm if s.resistance_ohm > 0 else _CONFLICT_OHM
         pin_groups = np.array(sorted(pinned), dtype=np.intp)
-        free = np.setdiff1d(np.arange(self.n_groups), pin_groups)
         n = self.n_groups
         at_pin = np.zeros(n, bool)
         at_pin[pin_groups] = True
+        free = np.flatnonzero(~at_pin)  # (np.setdiff1d's answer, without its sort)
         line_pinned = at_pin[self.group[:L]]
         all_lines_pinned = bool(line_pinned.all())
         # the pinned sources' currents come from what leaves their nodes; devices count only
@@ -344,6 +348,31 @@ class Circuit(StructuredSolve):
             nr = self.topology.n
             return np.subtract.outer(line_v[:nr], line_v[nr:]).ravel()
         return v[self._dev_ga] - v[self._dev_gb]
+
+    def adjoint_keys(self) -> tuple[np.ndarray, bytes] | None:
+        """What the unit response of each bus depends on, where that is simply said: every relay
+        joins one line to one source in voltage mode with no series resistance, through a
+        resistance of its own (no 0 Ω link), at most one per line. Bus b's adjoint problem is
+        then fixed by which lines are on b, which on some other source (held at 0 V: which one
+        does not matter) and the link resistances, so one field serves every relay
+        configuration with that partition. Returns (per line the bus index on it, −1 for
+        none; the link resistances as bytes), or None where the configuration is not so."""
+        hit = self._mode_cache.get("adjoint")
+        if hit is not None:
+            return hit[0]
+        out = None
+        L, lk = self.n_lines, self._links
+        bus_i, line_i, r = lk[:, 0].astype(np.intp), lk[:, 1].astype(np.intp), lk[:, 2]
+        pinned = np.array([self.sources[b].output and self.sources[b].resistance_ohm <= 0.0
+                           for b in self.bus_names], bool)
+        if (r > 0).all() and pinned[bus_i].all() and np.bincount(line_i, minlength=L).max(initial=0) <= 1:
+            on_line = np.full(L, -1, np.intp)
+            on_line[line_i] = bus_i
+            r_line = np.zeros(L)
+            r_line[line_i] = r
+            out = (on_line, r_line.tobytes())
+        self._mode_cache["adjoint"] = (out,)
+        return out
 
     def unit_responses(self, G: np.ndarray, buses: list[int]) -> np.ndarray | None:
         """Node-group voltages (n_groups, m) with bus buses[j]'s node held at 1 V, every other

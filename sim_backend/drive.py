@@ -2,6 +2,7 @@
 integrated there (see ``array.DeviceArray``), and the relaxation step they share."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 # depinning at any state (they skip the creep term) from that margin.
 RHO_EDGES = np.geomspace(0.02, 1.0, 64)
 RHO_EDGES = np.append(RHO_EDGES, RHO_EDGES[-1] * RHO_EDGES[1] / RHO_EDGES[0])
+POLY_MAX_LAM = 0.1  # exp(−λ) by its series below this (cheaper than np.exp, as exact in float32)
 
 
 class Drive:
@@ -193,3 +195,21 @@ def relax(x: np.ndarray, m: np.ndarray, x_rest: np.float32, K: float, small: boo
         np.exp(d, out=d)
         t *= d
         np.add(t, x_rest, out=x)
+
+
+def exp_neg(lam: np.ndarray, top: float, tmp: np.ndarray) -> np.ndarray:
+    """exp(−λ) in place (λ ≥ 0, largest `top`): the series while it is exact in float32."""
+    if top >= POLY_MAX_LAM:
+        np.negative(lam, out=lam)
+        return np.exp(lam, out=lam)
+    terms = 1
+    while top ** (terms + 1) / math.factorial(terms + 1) > 2e-8:
+        terms += 1
+    # Horner: 1 − λ(1 − λ/2(1 − λ/3(…)))
+    np.multiply(lam, np.float32(1.0 / terms), out=tmp)
+    for k in range(terms - 1, 0, -1):
+        np.subtract(np.float32(1.0), tmp, out=tmp)
+        tmp *= lam
+        tmp *= np.float32(1.0 / k)
+    np.subtract(np.float32(1.0), tmp, out=lam)
+    return lam

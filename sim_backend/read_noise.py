@@ -55,9 +55,16 @@ def _crossbar_sums_of_squares(v: np.ndarray, u: np.ndarray, n: int) -> np.ndarra
     x, p = v[:n], v[n:]
     y, q = u[:n].T, u[n:].T  # (buses, N)
     m = y.shape[0]
-    one_r, one_c = np.ones((m, n)), np.ones((m, p.size))
-    R = np.stack([x * y, one_r, np.broadcast_to(-x, y.shape), -y], axis=1)  # (buses, 4, N)
-    C = np.stack([one_c, p * q, q, np.broadcast_to(p, q.shape)], axis=1)
-    gram = np.einsum("bik,bjk->bij", R, R) * np.einsum("bik,bjk->bij", C, C)
+    R = np.empty((m, 4, n))  # (buses, 4, N), filled in place: a reading asks for one bus at a time
+    np.multiply(x, y, out=R[:, 0])
+    R[:, 1] = 1.0
+    R[:, 2] = -x
+    np.negative(y, out=R[:, 3])
+    C = np.empty((m, 4, p.size))
+    C[:, 0] = 1.0
+    np.multiply(p, q, out=C[:, 1])
+    C[:, 2] = q
+    C[:, 3] = p
+    gram = (R @ R.transpose(0, 2, 1)) * (C @ C.transpose(0, 2, 1))
     ss = gram.sum(axis=(1, 2))
     return np.where(ss >= 1e-6 * np.abs(gram).sum(axis=(1, 2)), ss, np.nan)  # (0 for a bus on no line)

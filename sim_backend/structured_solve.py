@@ -81,7 +81,7 @@ class StructuredSolve:
             return None
         n = t.n
         lp = pos[self.group[: 2 * n]]
-        if (lp < 0).any() or np.unique(lp).size != 2 * n:
+        if (lp < 0).any() or np.bincount(lp).max() > 1:
             return None
         rows, cols = lp[:n], lp[n:]
 

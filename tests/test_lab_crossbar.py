@@ -407,3 +407,34 @@ def test_a_two_bus_pulse_asks_each_source_for_a_clamp_while_both_drive_and_repor
         assert all(sim.bus_state(b)["level"] == 0.0 for b in levels)
     finally:
         bench.close()
+
+
+@pytest.mark.parametrize("cfg", [film_config(8, contact=2.0), load_bench("sim-crossbar35-sot")], ids=["film8", "crossbar35"])
+def test_the_guard_offset_correction_is_the_per_device_sum(cfg) -> None:
+    """Σ_k G_sk (v_k − v_s) − G_sd (v_d − v_s) with v_k = R·G_dk·v_d, taken for every read at once,
+    is the loop over the reads one by one (the matrix algebra: R·v_d·(G_s·G_d) − v_s·(ΣG_s − G_sd))."""
+    pb = PaperBench(cfg)
+    guard = SafetyGuard(cfg)
+    pb.guard = guard
+    xbar = Crossbar(GuardedActuator(guard, pb, pb.timing), cfg)
+    xbar.r_contact = 1.5  # (whatever the bench file calibrated)
+    rng = np.random.default_rng(4)
+    devices = cfg.layout.devices
+    g = rng.uniform(0.5, 1.5, len(devices)) * cfg.g_nominal
+    g[rng.random(len(devices)) < 0.1] = np.nan  # unread: the estimate stands in
+    picks = rng.choice(len(devices), size=min(60, len(devices)), replace=False)
+    reads = []
+    for dev in picks:
+        a, b = (int(x) for x in devices[dev])
+        d, s = (a, b) if rng.random() < 0.5 else (b, a)
+        reads.append((int(dev), d, s, float(rng.uniform(0.09, 0.1)), float(rng.normal(0, 1e-5))))
+    want = g.copy()
+    gm = xbar._g_matrix(np.where(np.isfinite(g), g, xbar.g_estimate))
+    for dev, d, s, v_d, v_s in reads:
+        v_k = xbar.r_contact * gm[d] * v_d
+        v_k[d] = v_d
+        want[dev] -= (gm[s] @ (v_k - v_s) - gm[s, d] * (v_d - v_s)) / (v_d - v_s)
+    got = g.copy()
+    xbar._guard_offsets(got, reads)
+    assert not np.allclose(got[picks], g[picks], rtol=1e-9, equal_nan=True)  # a correction was made
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, equal_nan=True)

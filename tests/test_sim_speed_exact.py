@@ -229,7 +229,7 @@ def test_line_voltages_and_current_bounds_match_a_loop_over_the_relays(crossbar_
             per_line = np.bincount(lay.devices[:, 0], dv * g.limits.g_max_expected_S, len(lay.lines)) + \
                 np.bincount(lay.devices[:, 1], dv * g.limits.g_max_expected_S, len(lay.lines))
             want = {b: 0.0 for b in lay.buses if g.outputs[b]}
-            for xp in g.closed:
+            for xp in sorted(g.closed, key=lambda x: owner[x][1]):  # summed in line order
                 bus, line = owner[xp]
                 if bus in want:
                     want[bus] += float(per_line[line])
@@ -390,6 +390,6 @@ def test_the_paper_bench_readings_follow_the_guard_state() -> None:
             i_dev = np.where(np.isfinite(v[a] - v[b]), paper.g * (v[a] - v[b]), 0.0)
             out = np.bincount(a, i_dev, len(lay.lines)) - np.bincount(b, i_dev, len(lay.lines))
             for bus in lay.buses:
-                lines = [lay.owner[xp][1] for xp in g.closed if lay.owner[xp][0] == bus]
+                lines = sorted(lay.owner[xp][1] for xp in g.closed if lay.owner[xp][0] == bus)  # line order
                 want = float(out[lines].sum()) if lines else 0.0
                 assert paper.measure(bus).current == want

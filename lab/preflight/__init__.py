@@ -329,7 +329,7 @@ class _Replay:
     def _state(self) -> tuple:
         g = self.guard
         return (tuple(g.levels.values()), tuple(g.outputs.values()), tuple(g.compliance.values()),
-                frozenset(g.closed), g.write_elapsed, self._g_key())
+                frozenset(g.closed.ids), g.write_elapsed, self._g_key())
 
     def _intern(self, state: tuple) -> int:
         sid = self._states.get(state)
@@ -358,8 +358,7 @@ class _Replay:
         if cur is None or cur[2] != compliance:
             g.compliance.update(zip(g.compliance, compliance))
         if cur is None or cur[3] != closed:
-            g.closed.clear()
-            g.closed.update(closed)
+            g.closed.replace(closed)
         g.write_elapsed = we if write_elapsed is None else write_elapsed
         g.changed()
         if cur is None or cur[5] != gk:

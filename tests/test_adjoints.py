@@ -1,0 +1,172 @@
+"""Read-level work a dry run no longer repeats, each checked against doing it afresh: the noise's
+adjoint fields kept across relay configurations, the bound that spares most of them, and a
+drive under which no device can move integrated without packing it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim_backend import SimulatedBench, crossbar
+from sim_backend.adjoints import DRIFT
+from sim_backend.read_noise import MARGIN_SIGMAS, current_sigmas
+
+BUSES = ("drive", "s0", "s1", "guard")
+
+
+def _bench(n: int = 12) -> SimulatedBench:
+    topo = crossbar(n)
+    names = topo.line_names
+    xp = {f"{bus}:{line}": (bus, line) for bus in BUSES for line in names}
+    bench = SimulatedBench(topo, "crossbar-sot", buses=BUSES, crosspoints=xp, seed=3, contact_resistance_ohm=1.0)
+    for b in BUSES:
+        bench.set_compliance(b, 0.1)
+        bench.set_output(b, True)
+    return bench
+
+
+def _route(bench: SimulatedBench, on: dict[str, str]) -> None:
+    """Exactly these lines on these buses (the rest on the guard), drive at 0.1 V."""
+    bench.set_level("drive", 0.0)
+    target = {f"{on.get(line, 'guard')}:{line}" for line in bench.topology.line_names}
+    closed = bench.closed()
+    bench.open(sorted(closed - target))
+    bench.close(sorted(target - closed))
+    bench.set_level("drive", 0.1)
+
+
+def _fresh(bench: SimulatedBench, bus: str) -> np.ndarray:
+    bench.solve_now()  # (configures the circuit)
+    return bench.circuit.unit_responses(bench.array.conductance(), [bench.circuit.bus_index[bus]])[:, 0]
+
+
+def test_a_kept_field_is_the_one_a_fresh_solve_gives_and_a_read_solves_few() -> None:
+    bench = _bench()
+    names = bench.topology.line_names
+    rows, cols = names[:12], names[12:]
+    configs = 0
+    for group in ((cols[0], cols[1]), (cols[2], cols[3]), (cols[0], cols[1])):  # the first group again
+        for row in rows:
+            _route(bench, {row: "drive", group[0]: "s0", group[1]: "s1"})
+            configs += 1
+            for bus in ("drive", "s0", "s1", "guard"):
+                bench.measure(bus, 0.0)
+                kept = bench._adjoints.get(bench.circuit, bench.array.conductance_view(), bench.array.version,
+                                           bench._wiring_version, [bench.circuit.bus_index[bus]])[:, 0]
+                np.testing.assert_allclose(kept, _fresh(bench, bus), rtol=0, atol=1e-12)
+    # the guard's field changes with every drive line; a sense bus's serves its group, a drive
+    # line's every group: far fewer solves than configurations times buses
+    assert bench._adjoints.solved < 0.5 * configs * 4
+    assert bench._adjoints.solved >= 2 * len(rows)  # (drive and guard fields for each row at least)
+
+
+def test_fields_are_solved_again_once_a_conductance_drifts_past_the_tolerance() -> None:
+    bench = _bench(6)
+    names = bench.topology.line_names
+    _route(bench, {names[0]: "drive", names[6]: "s0", names[7]: "s1"})
+    bench.measure("s0", 0.0)
+    solved = bench._adjoints.solved
+    sigma = bench._noise_scales[2]["s0"]
+    x = bench.array.x.copy()
+    x[0] = min(x[0] * (1 + 1e-9), 1.0) if x[0] > 0 else 1e-9  # a change far below DRIFT
+    bench.array.x = x
+    bench.measure("s0", 0.0)
+    assert bench._adjoints.solved == solved  # kept
+    fresh = current_sigmas(bench.circuit, bench.solve_now(), bench.array.read_sigma(),
+                           bench.circuit.unit_responses(bench.array.conductance(), [bench.circuit.bus_index["s0"]]))
+    assert bench._noise_scales[2]["s0"] == pytest.approx(float(fresh[0]), rel=10 * DRIFT)
+    assert bench._noise_scales[2]["s0"] == pytest.approx(sigma, rel=1e-3)
+    x[:] = np.clip(x * 0.5, 0.0, 1.0)  # a real change of state
+    bench.array.x = x
+    bench.measure("s0", 0.0)
+    assert bench._adjoints.solved > solved
+    np.testing.assert_allclose(
+        bench._adjoints.get(bench.circuit, bench.array.conductance_view(), bench.array.version, bench._wiring_version,
+                            [bench.circuit.bus_index["s0"]])[:, 0], _fresh(bench, "s0"), rtol=0, atol=1e-12)
+
+
+def test_the_cheap_bound_is_above_every_bus_sigma_and_the_verdict_is_the_exact_one() -> None:
+    """s_max = ‖σ·ΔV‖ bounds every s_b (|ΔU| ≤ 1); with limits set around |I| + 8σ at random,
+    a reading is drawn the exact way exactly when some bus's exact margin is short."""
+    bench = _bench(6)
+    names = bench.topology.line_names
+    rng = np.random.default_rng(2)
+    verdicts = set()
+    for trial in range(40):
+        on = {names[int(rng.integers(6))]: "drive", names[6 + int(rng.integers(6))]: "s0"}
+        if rng.random() < 0.5:
+            on[names[6 + int(rng.integers(6))]] = "s1"
+        for b in BUSES:
+            bench.set_compliance(b, 0.1)
+        _route(bench, on)
+        sol = bench.solve_now()
+        idx = bench.circuit.bus_index
+        u = bench.circuit.unit_responses(bench.array.conductance(), [idx[b] for b in BUSES])
+        s = dict(zip(BUSES, current_sigmas(bench.circuit, sol, bench.array.read_sigma(), u)))
+        s_max = float(np.linalg.norm(sol.device_v)) * bench.array.read_sigma()
+        assert all(sb <= s_max * (1 + 1e-12) for sb in s.values()), (s, s_max)
+        short = False
+        for b in BUSES:  # limits within a few σ of the margin, either side
+            margin = MARGIN_SIGMAS + float(rng.choice([-1.0, 1.0])) * float(rng.uniform(0.5, 2.0))
+            limit = abs(sol.bus_current[b]) + margin * s[b]
+            if limit <= 0 or rng.random() < 0.6:
+                continue
+            bench.set_compliance(b, limit)
+            short |= margin < MARGIN_SIGMAS
+        sol = bench.solve_now()
+        if any(sol.in_compliance.values()):
+            continue
+        verdict, _ = bench._noise_verdict(sol)
+        verdicts.add(verdict)
+        assert (verdict == "exact") == short, trial
+    assert verdicts == {"exact", "noisy"}
+
+
+def _array_at():
+    return _bench(16).array
+
+
+def test_a_drive_below_every_onset_is_the_packed_step_with_nothing_packed() -> None:
+    a, b = _array_at(), _array_at()  # the same seed: the same devices
+    v_on = a.preset.creep_onset * a.jd_rel.astype(np.float64) / a._jrel_per_V
+    rng = np.random.default_rng(8)
+    V = (rng.uniform(-0.9, 0.9, a.n_devices) * v_on.min()).astype(np.float32)
+    for k in range(30):
+        dt = float(rng.uniform(1e-3, 0.5))
+        a.advance(V, dt)  # the read-level path
+        d = b._drive_for(V)  # the reference: pack the drive and step it
+        assert d.M == 0
+        b._step(d, dt)
+        assert a.film_temperature_K == pytest.approx(b.film_temperature_K, rel=1e-12)
+    # the same relaxation owed, and once applied the same state (float32 rounding aside)
+    assert a._pending == pytest.approx(b._pending, rel=1e-9)
+    np.testing.assert_allclose(a.x, b.x, rtol=2e-7, atol=0)
+    assert a._drive is None and not a.can_move
+
+
+def test_one_device_over_its_onset_goes_to_the_packed_step() -> None:
+    a = _array_at()
+    v_on = a.preset.creep_onset * a.jd_rel.astype(np.float64) / a._jrel_per_V
+    movable = np.flatnonzero(a.mobility > 0)
+    for k in (movable[np.argsort(v_on[movable])[movable.size // 2]],  # a device of middling onset,
+              movable[int(np.argmax(v_on[movable]))]):  # and the one hardest to move
+        V = np.zeros(a.n_devices, np.float32)
+        V[movable] = (0.5 * v_on[movable]).astype(np.float32)
+        V[k] = np.float32(1.001 * v_on[k])  # the top voltage, and above its own onset
+        assert V.max() < a._v_onset_max or k == movable[int(np.argmax(v_on[movable]))]
+        a.advance(V, 1.0)
+        assert a._drive is not None and a._drive.M == 1 and int(a._drive.idx[0]) == k  # packed, and only it
+        V[k] = np.float32(0.999 * v_on[k])  # just under: nothing can move
+        a.advance(V, 1.0)
+        assert a._drive is None
+
+
+def test_a_read_level_drive_kept_over_many_intervals_owes_what_one_interval_does() -> None:
+    a, b = _array_at(), _array_at()
+    v_on = a.preset.creep_onset * a.jd_rel.astype(np.float64) / a._jrel_per_V
+    V = (0.5 * v_on.min() * np.ones(a.n_devices)).astype(np.float32)
+    V.flags.writeable = False  # a solution's voltages: the drive is recognised and reused
+    for _ in range(50):
+        a.advance(V, 0.01)
+    b.advance(V.copy(), 0.5)  # (a writeable copy: computed afresh)
+    assert a._pending == pytest.approx(b._pending, rel=1e-12)
+    assert a.film_temperature_K == b.film_temperature_K
