@@ -7,10 +7,12 @@ when it closes, and the table is updated by the change alone.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+_TABLES_KEPT = 64  # tables of whole sets kept for replace()
 
 class ClosedRelays:
     """A set of channel ids (the closed crosspoints) with, per line, how many of them reach it and
@@ -24,6 +26,7 @@ class ClosedRelays:
         self._count = np.zeros(n_lines, np.int32)  # closed crosspoints on each line
         self._bus = np.full(n_lines, -1, np.intp)  # the bus index of a line's one crosspoint
         self._shared: set[int] = set()  # lines two or more closed crosspoints reach
+        self._tables: OrderedDict[frozenset[str], tuple] = OrderedDict()  # sets held by replace()
         self.version = 0  # bumped by every change: what callers key their caches on
         self._routed: tuple[int, tuple | None] | None = None
 
@@ -90,10 +93,22 @@ class ClosedRelays:
             self.discard(ch)
 
     def replace(self, channels: Iterable[str]) -> None:
-        """Hold exactly ``channels``: only the difference is parsed."""
-        new = set(channels)
+        """Hold exactly ``channels``: the table of a set held before is taken back as it was (a
+        pre-flight restores a few states thousands of times), else only the difference is parsed."""
+        new = channels if isinstance(channels, frozenset) else frozenset(channels)
+        hit = self._tables.get(new)
+        if hit is not None:
+            self._tables.move_to_end(new)
+            self._ids = set(new)
+            self._count[:], self._bus[:] = hit[0], hit[1]
+            self._shared = set(hit[2])
+            self.version += 1
+            return
         self.difference_update(self._ids - new)
         self.update(new - self._ids)
+        self._tables[new] = (self._count.copy(), self._bus.copy(), frozenset(self._shared))
+        if len(self._tables) > _TABLES_KEPT:
+            self._tables.popitem(last=False)
 
     def clear(self) -> None:
         if self._ids:

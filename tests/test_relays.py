@@ -28,16 +28,21 @@ def test_the_line_table_follows_every_change_including_shared_lines() -> None:
     rng = np.random.default_rng(5)
     closed = guard.closed
     seen_shared = seen_clear = 0
+    held: list[frozenset[str]] = []
     for step in range(400):
         before = closed.version
-        choice = rng.random()
+        choice = rng.random() if step % 7 else 0.95  # (replace often enough to repeat sets)
         chans = [str(x) for x in rng.choice(ids, size=int(rng.integers(1, 6)), replace=False)]
         if choice < 0.45:
             closed.update(chans)
         elif choice < 0.9:
             closed.difference_update(chans + [str(rng.choice(sorted(closed)))] if len(closed) else chans)
-        elif choice < 0.97:
-            closed.replace(chans)
+        elif choice < 0.97:  # a set held before comes back from its kept table
+            if held and rng.random() < 0.5:
+                closed.replace(held[int(rng.integers(len(held)))])
+            else:
+                closed.replace(chans)
+                held.append(frozenset(closed.ids))
         else:
             closed.clear()
         want = _reparsed(guard)
