@@ -37,6 +37,7 @@ _MAX_DG = 0.02  # largest relative conductance change per internal sub-step (fee
 _MAX_SUBSTEPS = 256
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 _BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
+_COMPARE_MAX = 1 << 12  # packed devices up to which a step checks whether it moved any (a copy)
 class DeviceArray:
     def __init__(self, topology: Topology, preset: DevicePreset, rng: np.random.Generator,
                  *, kernel: str | None = None) -> None:
@@ -250,22 +251,26 @@ class DeviceArray:
         quiet = self._quiet
         if quiet is not None and quiet[0] is V and quiet[1] == self.version:
             return self._relax_at(quiet[2], quiet[3], dt)  # the same read-level drive going on
-        if self._below_all_onsets(V):
+        d = self._drive
+        same = d is not None and d.matches(V, self._k)  # the packed drive going on: no onset test
+        if not same and self._below_all_onsets(V):
             return self._below_onset(V, dt)
         if not continuing:
             self._new_noise()
-        return self._step(self._drive_for(V), dt)
+        return self._step(self._drive_for(V, same), dt)
 
     def _below_all_onsets(self, V: np.ndarray) -> bool:
         """Whether no device can move under V: |V_k| below device k's creep onset voltage for
         every movable k (taken a part in 1e-6 low, so a device at the edge goes to the packed
         step, whose test is exact)."""
-        absV = np.abs(V)
-        top = float(absV.max(initial=0.0))
+        if not V.size:
+            return True
+        top = max(float(V.max()), -float(V.min()))  # (no |V| array for a drive that is not a read's)
         if top < self._v_onset_min:
             return True
         if top >= self._v_onset_max:  # the device at the top is above its own onset, whichever it is
             return False
+        absV = np.abs(V)
         if self._v_onset is None:
             v = self.preset.creep_onset * self.jd_rel.astype(np.float64) / self._jrel_per_V * (1 - 1e-6)
             self._v_onset = np.where(self.mobility > 0, v, np.inf).astype(np.float32)
@@ -368,9 +373,11 @@ class DeviceArray:
         d.copy_out(self._x, self._k)
         d.live = False
 
-    def _drive_for(self, V: np.ndarray) -> Drive:
+    def _drive_for(self, V: np.ndarray, same: bool | None = None) -> Drive:
+        """The packed drive for V (``same``: whether the present one's voltages are V, if known)."""
         d, k = self._drive, self._k
-        same = d is not None and d.matches(V, k)
+        if same is None:
+            same = d is not None and d.matches(V, k)
         if not same and d is not None and d.live and self._keep_packed:
             if self._retry_voltages == 0:
                 same = d.repack_voltages(self, V)
@@ -429,8 +436,20 @@ class DeviceArray:
         if d.M == 0:  # nothing moves: only the closed-form relaxation goes on
             self._note_pending()
             return self._pending * self._m_max
-        self.version += 1
-        d.synced = False
+        # a few packed devices (a read that can creep the weakest): whether the step moved them
+        # in float32, so that a reader's solve is kept while it did not
+        y0 = d.y.copy() if d.M <= _COMPARE_MAX else None
+        lam_max = self._integrate_packed(d, T_film, dt)
+        if y0 is None or not np.array_equal(y0, d.y):
+            self.version += 1
+            d.synced = False
+        else:
+            self._note_pending()
+        return max(lam_max, self._pending * self._m_max)
+
+    def _integrate_packed(self, d: Drive, T_film: float, dt: float) -> float:
+        """The packed devices of d over dt at film temperature T_film; the largest change."""
+        p = self.preset
 
         threshold = p.creep_onset
         if p.relax_attempt_Hz > 0:
@@ -456,7 +475,7 @@ class DeviceArray:
                 lam_max = max(lam_max, law(d, s, e, creep, T_film, scale, inv_threshold, lam_fast, slow))
         if slow:
             lam_max = max(lam_max, self._exact(d, np.unique(np.concatenate(slow)), T_film, dt))
-        return max(lam_max, self._pending * self._m_max)
+        return lam_max
 
     def _block_numpy(self, d: Drive, s: int, e: int, creep: bool, T_film: float, scale: float,
                      inv_threshold: np.float32, lam_fast: float, slow: list[np.ndarray]) -> float:

@@ -170,3 +170,27 @@ def test_a_read_level_drive_kept_over_many_intervals_owes_what_one_interval_does
     b.advance(V.copy(), 0.5)  # (a writeable copy: computed afresh)
     assert a._pending == pytest.approx(b._pending, rel=1e-12)
     assert a.film_temperature_K == b.film_temperature_K
+
+
+def test_the_state_version_moves_exactly_when_a_packed_step_moves_the_state() -> None:
+    """A read that can creep its weakest device re-solves the circuit only after a step that
+    moved some device in float32: the version (what readers key their solves on) follows the
+    conductances, step by step."""
+    a = _array_at()
+    v_on = a.preset.creep_onset * a.jd_rel.astype(np.float64) / a._jrel_per_V
+    movable = np.flatnonzero(a.mobility > 0)
+    k = movable[np.argsort(v_on[movable])[movable.size // 2]]
+    V = (0.5 * v_on.min() * np.ones(a.n_devices)).astype(np.float32)
+    V[k] = np.float32(3.0 * v_on[k])  # creeping (below depinning), the only device packed
+    kept = moved = 0
+    for i, dt in enumerate([1e-12] * 20 + [1e-3, 1e-2, 0.1, 1.0] * 5):
+        v0, g0 = a.version, a.conductance()
+        a.advance(V, dt, continuing=i > 0)
+        assert a._drive is not None and a._drive.M == 1
+        g1 = a.conductance()
+        if np.array_equal(g0, g1):
+            kept += a.version == v0
+        else:
+            assert a.version != v0
+            moved += 1
+    assert kept >= 10 and moved >= 3
