@@ -148,16 +148,24 @@ class GuardedIO:
         if self._late_reply_possible:
             self._discard_late_replies()
         self._last_command = command
-        with translated(self.name, command):
+        try:  # (what ``translated`` does, without a context manager per message)
             super().write(command, **kwargs)  # type: ignore[misc]
+        except Exception as exc:
+            typed = translate(exc, self.name, command)
+            if typed is exc:
+                raise
+            raise typed from exc
 
     def read(self, **kwargs: Any) -> str:
         try:
-            with translated(self.name, f"reply to {self._last_command}"):
-                return super().read(**kwargs)  # type: ignore[misc]
-        except InstrumentTimeout:
-            self._late_reply_possible = True
-            raise
+            return super().read(**kwargs)  # type: ignore[misc]
+        except Exception as exc:
+            typed = translate(exc, self.name, f"reply to {self._last_command}")
+            if isinstance(typed, InstrumentTimeout):
+                self._late_reply_possible = True
+            if typed is exc:
+                raise
+            raise typed from exc
 
     def _discard_late_replies(self) -> None:
         # A reply that missed its timeout may still come and would answer the next query: the

@@ -186,14 +186,10 @@ class Crossbar:
             target = {xp[(bus, line)] for line, bus in route.items()}
         else:
             old, target = last[0], set(last[1])
-            for line, bus in route.items():
-                was = old.get(line)
-                if was != bus:
-                    if was is not None:
-                        target.discard(xp[(was, line)])
-                    target.add(xp[(bus, line)])
-            for line in old.keys() - route.keys():
-                target.discard(xp[(old[line], line)])
+            for line, bus in old.items() - route.items():  # (set operations on the items, in C)
+                target.discard(xp[(bus, line)])
+            for line, bus in route.items() - old.items():
+                target.add(xp[(bus, line)])
         self._last_target = (dict(route), target)
         return target
 

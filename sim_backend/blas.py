@@ -19,8 +19,8 @@ from __future__ import annotations
 import ctypes
 import glob
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from typing import Any
 
 import scipy
 
@@ -51,15 +51,39 @@ else:
     _setters = []
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    if _controller is not None:
-        with _controller.limit(limits=1, user_api="blas"):
-            yield
-        return
-    previous = [set_local(1) for set_local in _setters]
-    try:
-        yield
-    finally:
-        for set_local, n in zip(_setters, previous):
-            set_local(n)
+class _SingleThread(threading.local):
+    """The context of :func:`single_thread`: only the outermost of nested uses (a solve inside a
+    step inside a reading) sets and restores the thread count."""
+
+    depth = 0
+    previous: list = []
+    limit: Any = None
+
+    def __enter__(self) -> None:
+        self.depth += 1
+        if self.depth > 1:
+            return
+        if _controller is not None:
+            self.limit = _controller.limit(limits=1, user_api="blas")
+            self.limit.__enter__()
+        else:
+            self.previous = [set_local(1) for set_local in _setters]
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        if self.limit is not None:
+            limit, self.limit = self.limit, None
+            limit.__exit__(None, None, None)
+        else:
+            for set_local, n in zip(_setters, self.previous):
+                set_local(n)
+
+
+_single = _SingleThread()
+
+
+def single_thread() -> _SingleThread:
+    """``with single_thread():`` one BLAS thread for the calling thread while the block runs."""
+    return _single

@@ -110,3 +110,32 @@ def test_passive_parts_are_the_dense_passive_laplacians_entries_bit_for_bit(merg
     P = c._passive_static
     assert np.array_equal(diag, P[free, free]) and np.array_equal(fp, P[np.ix_(free, pin_groups)])
     assert np.count_nonzero(fp) > 0
+
+
+def test_one_blas_thread_inside_nested_uses_and_the_count_restored_after() -> None:
+    """The solves ask for one BLAS thread; a solve inside a step inside a reading nests the
+    request, and only the outermost sets and restores the calling thread's count."""
+    from sim_backend import blas
+
+    if blas._controller is not None or not blas._setters:
+        pytest.skip("threadpoolctl installed, or no OpenBLAS with a per-thread setting here")
+    probe = blas._setters[0]
+
+    def now() -> int:  # the present local setting (set_local returns the previous one)
+        n = probe(3)
+        probe(n)
+        return n
+
+    before = now()
+    with blas.single_thread():
+        assert now() == 1
+        with blas.single_thread():
+            assert now() == 1
+        assert now() == 1  # the inner exit did not restore
+    assert now() == before
+    try:
+        with blas.single_thread():
+            raise KeyError("x")
+    except KeyError:
+        pass
+    assert now() == before and blas._single.depth == 0
