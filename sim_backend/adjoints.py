@@ -11,13 +11,13 @@ Fields are solved only for the buses read (and any whose compliance margin the c
 cannot clear, see ``SimulatedBench._noise_verdict``).
 
 What a field depends on is its key (``Circuit.adjoint_keys``: which lines are on the bus, which
-on another source, the link resistances) and the conductances. These drift at read level by
-the closed-form relaxation, which in a long read shows in float32 every few configurations
-(at N = 128, ~1,300 times in a full read). A field depends on G smoothly, and the noise scale
-is first order in it, so fields are kept while no conductance has moved by more than
-``DRIFT`` of itself since they were solved: the σ they give is then within ~DRIFT of a fresh
-field's, far below what the small-signal analysis itself leaves out (terms of relative order
-σ_k/G_k ~ 1e-3, see ``read_noise``). The reading's own solution is always solved exactly.
+on another source, the link resistances) and the conductances. These drift during a read: the
+closed-form relaxation shows in float32 now and then, and a read may creep its weakest device.
+A field depends on G smoothly and the noise scale is first order in it, so fields are kept
+while no conductance has moved by more than ``DRIFT`` of itself from where the oldest of them
+was solved: the σ they give is then within ~2·DRIFT of a fresh field's, far below what the
+small-signal analysis itself leaves out (terms of relative order σ_k/G_k ~ 1e-3, see
+``read_noise``). The reading's own solution is always solved exactly.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from .circuit import Circuit
 
-DRIFT = 1e-6  # largest |ΔG/G| since the fields were solved at which they are kept
+DRIFT = 1e-6  # largest |ΔG/G| from the conductances the fields were solved at that keeps them
 
 
 class UnitResponses:
@@ -72,14 +72,8 @@ class UnitResponses:
         keys = circuit.adjoint_keys()
         if keys is None:
             return self._unkeyed(circuit, G, wiring_key, buses)
-        on_line, r_bytes = keys
         L = circuit.n_lines
-        code = (on_line >= 0).astype(np.int8)  # 1: on another source, 0: on none
-        want = []
-        for i in buses:
-            mine = code.copy()
-            mine[on_line == i] = 2
-            want.append((i, (i, mine.tobytes(), r_bytes)))
+        want = list(zip(buses, _keys(keys, buses)))
         missing = [i for i, k in want if k not in self._fields]
         if missing:
             u = circuit.unit_responses(G, missing)
@@ -105,15 +99,7 @@ class UnitResponses:
         keys = circuit.adjoint_keys()
         if keys is None:
             return []
-        on_line, r_bytes = keys
-        code = (on_line >= 0).astype(np.int8)
-        out = []
-        for i in buses:
-            mine = code.copy()
-            mine[on_line == i] = 2
-            if (i, mine.tobytes(), r_bytes) in self._fields:
-                out.append(i)
-        return out
+        return [i for i, k in zip(buses, _keys(keys, buses)) if k in self._fields]
 
     def _unkeyed(self, circuit: Circuit, G: np.ndarray, wiring_key: Hashable, buses: Sequence[int]) -> np.ndarray | None:
         """Outside the keyed configurations: fields kept while the wiring stands."""
@@ -128,3 +114,16 @@ class UnitResponses:
             self.solved += len(missing)
             kept.update(zip(missing, u.T))
         return np.stack([kept[i] for i in buses], axis=1) if buses else np.zeros((circuit.n_groups, 0))
+
+
+def _keys(keys: tuple[np.ndarray, bytes], buses: Sequence[int]) -> list[tuple]:
+    """The key of each bus's field: per line 2 on the bus, 1 on another source, 0 on none;
+    and the link resistances."""
+    on_line, r_bytes = keys
+    code = (on_line >= 0).astype(np.int8)
+    out = []
+    for i in buses:
+        mine = code.copy()
+        mine[on_line == i] = 2
+        out.append((i, mine.tobytes(), r_bytes))
+    return out

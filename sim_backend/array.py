@@ -12,7 +12,9 @@ steps (a pulse split by the circuit, or repeated presentations). Its devices tha
 are packed once (see ``Drive``) and integrated there. The packed state stays packed across
 the 0 V gaps of a pulse train (their relaxation is owed as one exponent, ``Drive.idle``) and
 while the state is looked at (copied out, not unpacked); it is merged back when the drive
-changes or the state is set.
+changes or the state is set. A drive under which no device can reach its creep onset (a read)
+is not packed at all: its one effect, the read power heating the film, sets the rate of the
+shared relaxation (``_below_onset``).
 
 Two kernels run the same update: numpy (the reference, and the fallback without numba) and
 numba (``kernels.py``, the ``fast`` extra). ``HOPBENCH_KERNEL=numpy|numba|auto`` or the
@@ -30,11 +32,9 @@ import numpy as np
 from . import physics
 from .presets import DevicePreset
 from .topology import Topology
-from .drive import POLY_MAX_LAM, Drive, exp_neg, relax
+from .drive import _MAX_DG, _MAX_SUBSTEPS, POLY_MAX_LAM, Drive, exact_steps, exp_neg, relax
 from .kernel_choice import AUTO_NUMBA_DEVICES, KERNELS, kernel_name, load_kernel  # noqa: F401 - re-exported
 
-_MAX_DG = 0.02  # largest relative conductance change per internal sub-step (feedback on j)
-_MAX_SUBSTEPS = 256
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 _BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
 _COMPARE_MAX = 1 << 12  # packed devices up to which a step checks whether it moved any (a copy)
@@ -575,37 +575,4 @@ class DeviceArray:
                 p.self_heating_K_at_depin, p.flow_slope, p.relax_attempt_Hz, p.relax_barrier_K,
                 p.relax_drive_suppression, self._rate_scale, float(physics.relaxation_rate(float(T_film), p)),
                 p.rest_state))
-        y = d.y[sel].astype(np.float64)
-        c0, c1, jd = d.c0[sel], d.c1[sel].astype(np.float64), d.jd[sel]
-        mob = d.mob[sel].astype(np.float64)
-        up = d.up[sel]
-        t = up.astype(np.float64)
-        sigma = np.where(up, -1.0, 1.0)
-        noise = self._noise(d)
-        if noise is not None:
-            noise = noise[sel]
-
-        def rates(y: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
-            v, k = physics.drive_rates(c0 + c1 * y, jd, T_film, p)
-            push = v * mob * (self._rate_scale * h)
-            if noise is not None:
-                push *= noise
-            return push, k * mob * h
-
-        push, relax = rates(y, dt)
-        lam_max = float((push + relax).max()) if y.size else 0.0
-        n = 1
-        if lam_max * d.a_max > _MAX_DG:
-            n = min(math.ceil(lam_max * d.a_max / _MAX_DG), _MAX_SUBSTEPS)
-        h = dt / n
-        for i in range(n):
-            if i or n > 1:
-                push, relax = rates(y, h)
-            lam = push + relax
-            x = t + sigma * y
-            safe = np.where(lam > 0, lam, 1.0)
-            x_inf = np.where(lam > 0, (push * t + relax * p.rest_state) / safe, x)
-            x = x_inf + (x - x_inf) * np.exp(-lam)
-            y = np.clip((x - t) * sigma, 0.0, 1.0)
-        d.y[sel] = y
-        return lam_max
+        return exact_steps(d, sel, self._noise(d), T_film, dt, p, self._rate_scale)
