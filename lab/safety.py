@@ -293,13 +293,13 @@ class SafetyGuard:
             raise SafetyError("cold switching", f"relays change only with every source at 0 V; "
                               f"{', '.join(f'{b}={self.levels[b]} V' for b in hot)}")
         closed = self.closed
-        to_open, to_close = sorted(closed.ids - target), sorted(target - closed.ids)
+        to_open, to_close = closed.ids - target, target - closed.ids
         # the common case from the change alone (the closed set was checked when it closed);
         # any fault is named by the loop over the whole target below
         after = closed.lines_after(to_open, to_close)
         if after is not None and max(after.values(), default=0) <= 1 and closed.shared_lines.issubset(after) \
                 and not any(after.get(ln, closed.count(ln)) for ln in self.layout.forbidden):
-            return to_open, to_close
+            return sorted(to_open), sorted(to_close)
         per_line: dict[int, str] = {}
         for xp in target:
             owner = self._owner_of(xp)
@@ -313,7 +313,7 @@ class SafetyGuard:
                 raise SafetyError("two sources on one line", f"line {name} would join buses "
                                   f"{self.layout.owner[per_line[line]][0]} and {self.layout.owner[xp][0]}")
             per_line[line] = xp
-        return to_open, to_close
+        return sorted(to_open), sorted(to_close)
 
     def _known(self, bus: str) -> None:
         if bus not in self.bus_index:

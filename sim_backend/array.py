@@ -67,15 +67,7 @@ class DeviceArray:
         self._jrel_per_V = p.g_max_S / (p.cross_section_m2 * p.j_depin_A_per_m2)
         self._rate_scale = p.wall_velocity_depin_m_per_s / p.wall_length_m
         self._m_max = float(self.mobility.max()) if D else 0.0
-        movable = self.mobility > 0
-        # the lowest creep onset voltage of a device that can move (at x = 0, where its current
-        # density is largest): below it, none does; per device, built when first needed
-        jd = self.jd_rel[movable].astype(np.float64)
-        self._v_onset_min, self._v_onset_max = ((p.creep_onset * jd.min() / self._jrel_per_V * (1 - 1e-6),
-                                                 p.creep_onset * jd.max() / self._jrel_per_V)
-                                                if jd.size else (np.inf, np.inf))
-        self._v_onset: np.ndarray | None = None
-        self._quiet: tuple | None = None  # (V, version, film K, relaxation rate) of the last read-level drive
+        self._set_onsets()
         self._pending = 0.0  # accumulated film-temperature relaxation exponent (unit mobility)
         self._pool = np.ones(0, f32)
         self._pool_offset = 0
@@ -93,6 +85,28 @@ class DeviceArray:
         self.kernel = kernel_name(kernel)  # asked for; loaded on the first step that needs it
         self._kernel_module: Any = False
         self._ones = np.ones(0, f32)  # cycle-noise factors of a noiseless preset (numba path)
+
+    @property
+    def preset(self) -> DevicePreset:
+        return self._preset
+
+    @preset.setter
+    def preset(self, value: DevicePreset) -> None:
+        """A swapped preset takes what is derived from it along (the onsets, a kept read drive)."""
+        self._preset = value
+        if hasattr(self, "_jrel_per_V"):
+            self._set_onsets()
+
+    def _set_onsets(self) -> None:
+        """The lowest and highest creep onset voltage of a device that can move (at x = 0, where
+        its current density is largest): below the lowest none does; per device when needed."""
+        p = self._preset
+        jd = self.jd_rel[self.mobility > 0].astype(np.float64)
+        self._v_onset_min, self._v_onset_max = ((p.creep_onset * jd.min() / self._jrel_per_V * (1 - 1e-6),
+                                                 p.creep_onset * jd.max() / self._jrel_per_V)
+                                                if jd.size else (np.inf, np.inf))
+        self._v_onset: np.ndarray | None = None
+        self._quiet: tuple | None = None  # (V, version, film K, relaxation rate) of the last read-level drive
 
     @property
     def _k(self) -> Any:
@@ -291,7 +305,8 @@ class DeviceArray:
         power = float(np.dot(np.square(V, dtype=np.float64), g))
         T_film = physics.film_temperature(power, p)
         rate = float(physics.relaxation_rate(T_film, p))
-        # a read-only V (the simulated bench's, per circuit solution) is this drive while the state stands
+        # a read-only V is this drive while the state stands: the caller does not change it after
+        # (the simulated bench's are its own copies, one per circuit solution)
         self._quiet = (V, self.version, T_film, rate) if not V.flags.writeable else None
         return self._relax_at(T_film, rate, dt)
 
@@ -395,6 +410,8 @@ class DeviceArray:
             d.gather(self._x, k)
         elif d.idle:
             d.relax_idle(np.float32(self.preset.rest_state), self._m_max, k)
+            if d.M:
+                self.version += 1  # the packed devices relaxed: what a reader sees moved (as in _sync)
         return d
 
     def _flush(self, *, force: bool = False) -> None:

@@ -60,14 +60,14 @@ class _SingleThread(threading.local):
     limit: Any = None
 
     def __enter__(self) -> None:
+        if self.depth == 0:  # (counted once set: a failure here leaves nothing to undo)
+            if _controller is not None:
+                limit = _controller.limit(limits=1, user_api="blas")
+                limit.__enter__()
+                self.limit = limit
+            else:
+                self.previous = [set_local(1) for set_local in _setters]
         self.depth += 1
-        if self.depth > 1:
-            return
-        if _controller is not None:
-            self.limit = _controller.limit(limits=1, user_api="blas")
-            self.limit.__enter__()
-        else:
-            self.previous = [set_local(1) for set_local in _setters]
 
     def __exit__(self, *exc: object) -> None:
         self.depth -= 1

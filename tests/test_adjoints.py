@@ -194,3 +194,42 @@ def test_the_state_version_moves_exactly_when_a_packed_step_moves_the_state() ->
             assert a.version != v0
             moved += 1
     assert kept >= 10 and moved >= 3
+
+
+def test_a_packed_drive_resumed_after_a_gap_shows_the_relaxation_owed() -> None:
+    """A weak drive packs a few devices; 0 V gaps owe them relaxation, applied when the drive
+    resumes: a reader's conductances (kept by version) are the state's, every time."""
+    from sim_backend.array import DeviceArray
+    from sim_backend.presets import load_preset
+
+    topo = crossbar(16)
+    a = DeviceArray(topo, load_preset("crossbar-sot"), np.random.default_rng(1), kernel="numpy")
+    x = a.x.copy()
+    x[::7] = 2e-3  # some devices near x = 0, where a weak drive reaches their onset
+    a.x = x
+    V = np.full(topo.n_devices, -0.2, np.float32)
+    a.advance(V, 1e-3)
+    assert a._drive is not None and 0 < a._drive.M < a.n_devices
+    for _ in range(10):
+        a.advance(None, 2.0)
+        a.conductance_view()  # a reader's look, kept by version
+        a.advance(V, 1e-5, continuing=True)  # the same drive again: the owed relaxation applied
+        xx = a.x.astype(np.float64)
+        true = a.g_max.astype(np.float64) * (1.0 - a.contrast.astype(np.float64) * xx)
+        assert np.array_equal(a.conductance_view(), true)
+
+
+def test_a_swapped_preset_takes_its_onsets_and_relaxation_along() -> None:
+    a = _array_at()
+    p = a.preset
+    v_on = p.creep_onset * a.jd_rel.astype(np.float64) / a._jrel_per_V
+    V = (0.5 * v_on.min() * np.ones(a.n_devices)).astype(np.float32)
+    V.flags.writeable = False
+    a.advance(V, 0.1)  # a read-level drive, kept
+    a.preset = p.model_copy(update={"relax_attempt_Hz": 0.0})
+    pending = a._pending
+    a.advance(V, 1.0)  # the kept drive's rate must not outlive the preset
+    assert a._pending == pending
+    a.preset = p.model_copy(update={"creep_onset": p.creep_onset * 0.1})  # V is now above onsets
+    a.advance(V, 1e-3)
+    assert a._drive is not None and a._drive.M > 0

@@ -188,3 +188,12 @@ def test_a_level_check_and_the_writing_verdict_are_the_exact_ones(scope: str, be
             assert not guard.writing()
             guard.changed()  # the verdict worked out afresh, not the check's
             assert not guard.writing()
+
+
+def test_an_id_of_the_wrong_type_is_named_as_unwired() -> None:
+    guard = SafetyGuard(film_config(6))
+    real = next(iter(guard.layout.crosspoint.values()))
+    for bad in (5, None, ("1", "A01")):
+        with pytest.raises(SafetyError) as err:
+            guard.check_switch({real, bad})
+        assert err.value.field == "wiring"
