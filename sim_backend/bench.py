@@ -267,10 +267,14 @@ class SimulatedBench:
             key = (self._config_version, self.array.version)
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]  # before conductance(): it forces the packed state back
-            G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+            G = self._true_conductances()
             sol = self.circuit.solve(G)
             self._cached = (key, sol)
             return sol
+
+    def _true_conductances(self) -> np.ndarray:
+        """The present conductances for the circuit: a pair array's shared view (no copy)."""
+        return self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
 
     def _driven(self) -> bool:
         return any(s.output and s.level_V != 0.0 for s in self._sources.values())
@@ -403,7 +407,7 @@ class SimulatedBench:
         # the buses whose fields are kept (a sense group's, a drive line's) in one pass: a
         # reading then finds its σ ready (the others are solved for when first read)
         idx = self.circuit.bus_index
-        G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+        G = self._true_conductances()
         ready = [i for i in self._adjoints.kept(self.circuit, G, self.array.version,
                                                 [idx[b] for b, src in self._sources.items() if src.output])
                  if self.circuit.bus_names[i] not in scales]
@@ -416,7 +420,7 @@ class SimulatedBench:
 
     def _bus_sigma(self, sol: CircuitSolution, bus: str) -> float | None:
         """s_b (A) of one bus at this solution; None if its node is not pinned by it alone."""
-        G = self.array.conductance_view() if type(self.array) is DeviceArray else self.array.conductance()
+        G = self._true_conductances()
         i = self.circuit.bus_index[bus]
         u = self._adjoints.get(self.circuit, G, self.array.version, self._wiring_version, [i])
         if u is None:
