@@ -142,10 +142,6 @@ class ClosedRelays:
     def shared_lines(self) -> frozenset[int]:
         return frozenset(self._shared)
 
-    def closed_lines(self) -> np.ndarray:
-        """The lines some closed crosspoint reaches, in line order."""
-        return np.flatnonzero(self._count)
-
     def routed(self) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None:
         """(line, bus index) of every closed crosspoint as arrays in line order, and the bus
         indices used; None if two of them share a line. Shared: callers must not write into them."""
