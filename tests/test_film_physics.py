@@ -87,6 +87,36 @@ def test_kcl_through_the_simulated_bench():
     assert sol.bus_current["sense"] < 0  # current reaches the sensed contact through the film
 
 
+def _read_session(keep: bool) -> list:
+    """Guarded reads of every contact with a write pulse and idle gaps between them: the
+    temperature field changes (a read's steady field, a pulse, cooling) under the kept passes."""
+    n = 6
+    xp = {f"{'AB'[k]}{i}": (bus, f"C{i}") for k, bus in enumerate(("pos", "gnd")) for i in range(n)}
+    bench = SimulatedBench(film(n), small(), seed=5, buses=["pos", "gnd"], crosspoints=xp)
+    bench.array.keep_temperature_passes = keep
+    out = []
+    for j in range(n):
+        bench.open_all()
+        bench.close([f"A{j}"] + [f"B{i}" for i in range(n) if i != j])
+        bench.set_output("pos", True)
+        bench.set_output("gnd", True)
+        for volts, wait in ((0.02, 1e-3), (0.02, 0.02), (0.0, 1e-3), (1.5, 1e-3), (0.0, 5e-3), (0.02, 0.02)):
+            bench.set_level("pos", volts)
+            bench.advance(wait)
+            out += [bench.measure("pos", 0.02), bench.array.film_temperature_K]
+        bench.set_level("pos", 0.0)
+        bench.advance(0.5)
+    return out + [bench.array.q.tolist(), bench.array.T.tolist()]
+
+
+def test_per_temperature_passes_kept_at_read_level_change_nothing():
+    """The TCR scale, relaxation rates and decays kept while the temperature field stands give
+    every reading, temperature and texture bit for bit as computed afresh at every command."""
+    kept, fresh = _read_session(True), _read_session(False)
+    assert kept == fresh
+    assert len({round(t, 6) for t in kept[1:-2:2]}) > 3  # the temperature did change in between
+
+
 def test_mesh_convergence_of_pair_conductances():
     """4 electrodes of a quarter side each: pair G moves < 1 % from n to 2n cells per side.
 

@@ -18,7 +18,7 @@ the state has moved the resistivity of some cell by more than half the read nois
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,10 @@ class FilmArray:
         self._jd_min = float(self.jd.min())
         self._moving = False
         self._q_moved = False
+        self._T_kept: dict[int, tuple[np.ndarray, np.ndarray | None, dict]] = {}
+        self._T_ambient = np.full(C, p.ambient_K)  # the one cooled field (kept: see _at_temperature)
+        self._T_ambient.flags.writeable = False
+        self._power_kept: tuple | None = None
 
     # -- the interface SimulatedBench uses ---------------------------------------------
     @property
@@ -102,7 +106,7 @@ class FilmArray:
 
     @property
     def film_temperature_K(self) -> float:
-        return float(self.T.mean())
+        return self._at_temperature("mean", lambda: float(self.T.mean()))
 
     @property
     def can_move(self) -> bool:
@@ -192,7 +196,7 @@ class FilmArray:
         r = qt = None
         if device_voltages is None or not np.any(device_voltages):
             if dt > _STEADY * self.heat.time_constant_s:
-                self.T = np.full_like(T_old, p.ambient_K)  # cooled to the substrate (to τ/dt)
+                self.T = self._T_ambient  # cooled to the substrate (to τ/dt)
             else:
                 self.T = self.heat.step(T_old, np.zeros_like(T_old), dt)
         else:
@@ -213,30 +217,60 @@ class FilmArray:
             else:
                 self.T = self.heat.step(T_old, f["power"], dt, T_ref=T_map)
             # the factorization's σ was at T_map: rescale the local current density by TCR
-            scale = texture.resistivity_scale(T_map, p) / texture.resistivity_scale(self.T, p)
-            if f["j_max"] * scale.max() >= p.creep_onset * self._jd_min:  # some cell can move
+            scale = self._at_temperature("scale", lambda: texture.resistivity_scale(T_map, p)
+                                         / texture.resistivity_scale(self.T, p))
+            scale_max = self._at_temperature("scale_max", lambda: float(scale.max()))
+            if f["j_max"] * scale_max >= p.creep_onset * self._jd_min:  # some cell can move
                 jc = f["j_centre"] * scale[:, None]
                 j_abs = np.hypot(jc[:, 0], jc[:, 1])
                 r = texture.drive_rate(j_abs, self.jd, self.T, p) * self.mobility * self._noise
                 qt = texture.target_order(jc[:, 0], jc[:, 1])
-            self.last_fields = {"power": f["power"] * scale}
+            kept = self._power_kept
+            if kept is None or kept[0] is not f or kept[1] is not scale:
+                kept = self._power_kept = (f, scale, {"power": f["power"] * scale})
+            self.last_fields = kept[2]
         dq = 0.0
         self._moving = r is not None
         if r is not None:
-            k = texture.relax_rate(self.T, p) * self.mobility
+            k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, p) * self.mobility)
             q_new = texture.step_order(self.q, qt, r, k, self.q_rest, dt)
             dq = float(np.abs(q_new - self.q).max()) if self.q.size else 0.0
             self.q = q_new
         elif p.relax_attempt_Hz > 0:  # pinned everywhere: relaxation only
-            lam = texture.relax_rate(self.T, p) * self.mobility * dt
-            if float(lam.max()) > 1e-15:
-                decay = np.exp(-lam)[:, None]
+            k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, p) * self.mobility)
+            # (max(k·dt) is max(k)·dt exactly: rounding is monotone)
+            if self._at_temperature("relax_max", lambda: float(k.max())) * dt > 1e-15:
+                decay = self._at_temperature(("decay", dt), lambda: np.exp(-(k * dt))[:, None])
                 q_new = self.q_rest + (self.q - self.q_rest) * decay
                 dq = float(np.abs(q_new - self.q).max())
                 self.q = q_new
         self.peak_temperature_K = max(self.peak_temperature_K, float(self.T.max()))
         self._maybe_stale(dq > 0.0)
         return 0.5 * p.amr_ratio * dq
+
+    keep_temperature_passes = True  # False: every pass made afresh (the reference tests compare with)
+
+    def _at_temperature(self, name: Any, fn: Callable[[], Any]) -> Any:
+        """fn(), a function of the temperature field and of the factorization's, kept while both
+        are the same arrays: at read level the film alternates between the ambient field (at
+        0 V) and a drive's steady field, each the same array command after command, so their
+        per-cell passes (TCR scale, Néel–Arrhenius rates, the decay over a command's latency)
+        are made once, with the values they would have each time."""
+        if not self.keep_temperature_passes:
+            return fn()
+        T_map = self._map_state[1] if self._map_state is not None else None
+        key = id(self.T)
+        kept = self._T_kept.get(key)
+        if kept is None or kept[0] is not self.T or kept[1] is not T_map:
+            if len(self._T_kept) >= 4:
+                self._T_kept.pop(next(iter(self._T_kept)))
+            kept = self._T_kept[key] = (self.T, T_map, {})
+        values = kept[2]
+        if name not in values:
+            if len(values) > 16:  # (decays for many different dt: keep the newest)
+                values.pop(next(k for k in values if isinstance(k, tuple)))
+            values[name] = fn()
+        return values[name]
 
     def _maybe_stale(self, texture_moved: bool) -> None:
         if self._map is None:
@@ -246,7 +280,7 @@ class FilmArray:
         p = self.preset
         dq = float(np.abs(self.q - q0).max()) if texture_moved or self._q_moved else 0.0
         self._q_moved = dq > 0.0
-        dT = float(np.abs(self.T - T0).max())
+        dT = self._at_temperature("dT", lambda: float(np.abs(self.T - T0).max()))
         # bound of the relative resistivity change from TCR and from the AMR's Ms(T)²
         dTdrho = p.tcr_per_K + p.amr_ratio * 2.0 * p.curie_K / (p.curie_K**2 - p.ambient_K**2)
         if 0.5 * p.amr_ratio * dq + dTdrho * dT > max(0.5 * p.read_noise_rel, REFRESH_MIN):
