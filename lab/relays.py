@@ -14,6 +14,7 @@ import numpy as np
 
 _TABLES_KEPT = 64  # tables of whole sets kept for replace()
 
+
 class ClosedRelays:
     """A set of channel ids (the closed crosspoints) with, per line, how many of them reach it and
     from which bus. ``owner`` maps an id to (bus, line index) and raises KeyError for an id the

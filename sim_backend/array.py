@@ -38,6 +38,8 @@ from .kernel_choice import AUTO_NUMBA_DEVICES, KERNELS, kernel_name, load_kernel
 _F32_TINY = 2.0**-26  # relative change invisible in float32 state
 _BLOCK = 1 << 15  # packed devices per block: the scratch of one block stays in L2
 _COMPARE_MAX = 1 << 12  # packed devices up to which a step checks whether it moved any (a copy)
+
+
 class DeviceArray:
     def __init__(self, topology: Topology, preset: DevicePreset, rng: np.random.Generator,
                  *, kernel: str | None = None) -> None:

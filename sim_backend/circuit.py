@@ -117,10 +117,7 @@ class Circuit(StructuredSolve):
     def configure(self, links: Iterable[tuple[int, int, float]] | np.ndarray) -> None:
         """Relay state: links as (bus index, line index, contact ohm), or a (k, 3) array of them."""
         L, B = self.n_lines, len(self.bus_names)
-        if isinstance(links, np.ndarray):
-            lk = np.array(links, dtype=float).reshape(-1, 3)
-        else:
-            lk = np.array(links if isinstance(links, list) else list(links), dtype=float).reshape(-1, 3)
+        lk = np.array(links if isinstance(links, (list, np.ndarray)) else list(links), dtype=float).reshape(-1, 3)
         self._links = lk
         link_bus_i, link_line_i = lk[:, 0].astype(np.intp), lk[:, 1].astype(np.intp)
         zero = lk[:, 2] <= 0.0

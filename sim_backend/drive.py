@@ -218,6 +218,7 @@ def exp_neg(lam: np.ndarray, top: float, tmp: np.ndarray) -> np.ndarray:
     np.subtract(np.float32(1.0), tmp, out=lam)
     return lam
 
+
 def exact_steps(d: Drive, sel: slice | np.ndarray, noise: np.ndarray | None, T_film: float, dt: float,
                 p: Any, rate_scale: float) -> float:
     """Exact exponential steps of packed devices `sel` with the float64 law (the numpy kernel's;
