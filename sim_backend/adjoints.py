@@ -17,7 +17,8 @@ A field depends on G smoothly and the noise scale is first order in it, so field
 while no conductance has moved by more than ``DRIFT`` of itself from where the oldest of them
 was solved: the σ they give is then within ~2·DRIFT of a fresh field's, far below what the
 small-signal analysis itself leaves out (terms of relative order σ_k/G_k ~ 1e-3, see
-``read_noise``). The reading's own solution is always solved exactly.
+``read_noise``). The reading's own solution is carried by the same tolerance, with the
+first-order change of its current added (``SimulatedBench.solve_now``).
 """
 from __future__ import annotations
 

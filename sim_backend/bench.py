@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .adjoints import UnitResponses
+from .adjoints import DRIFT, UnitResponses
 from .array import DeviceArray
-from .blas import single_thread
+from .blas import single_thread_for
 from .circuit import Circuit, CircuitSolution, Source
 from .clock import VirtualClock
 from .presets import DevicePreset, FilmPreset, load_preset
@@ -79,7 +79,10 @@ class SimulatedBench:
         self._relays_dirty = False
         self._epoch_at_last_drive = -1
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
-        self._noise_scales: tuple | None = None  # (key, how readings carry the noise, s by bus)
+        # (configuration, state version, conductances, solution, whether it may be carried) of the last solve
+        self._solved: tuple[int, int, np.ndarray, CircuitSolution, bool | None] | None = None
+        self._drift_kept: tuple = (None, None, {})  # (solution, state version, bus → its current's change)
+        self._noise_scales: tuple | None = None  # (solution, noise key, how readings carry the noise, s by bus)
         # the read noise's adjoint fields of single buses, kept across relay configurations
         self._adjoints = UnitResponses(capacity=2 * topology.n_lines + 2 * len(buses))
         self._wiring_version = 0  # relays and outputs: what unkeyed unit responses depend on
@@ -108,7 +111,7 @@ class SimulatedBench:
             self.rng.bit_generator.state = state["rng"]
             self.clock.advance(max(float(state["clock_s"]) - self.clock.now, 0.0))
             self._chunk_hint = float(state["chunk_hint"])
-            self._cached = self._noise_scales = None
+            self._cached = self._noise_scales = self._solved = None
             self._adjoints.clear()
 
     # -- sources -------------------------------------------------------------
@@ -260,17 +263,74 @@ class SimulatedBench:
             return {"steady_K": self.preset.ambient_K + self.preset.substrate_K_per_W * power,
                     "curie_K": None, "peak_K": None}
 
+    # False: the circuit is solved afresh whenever the state version moves (the reference)
+    carry_drift = True
+
     def solve_now(self) -> CircuitSolution:
-        """The circuit at the present levels, relays and true conductances."""
+        """The circuit at the present levels, relays and true conductances.
+
+        Within one configuration, a solution is carried while no conductance has moved by more
+        than ``DRIFT`` of itself since it was solved (a read's relaxation and read disturb move
+        them by ~1e-7 per reading): its line and device voltages are then those of the present
+        conductances to within DRIFT times the coupling through the contacts (R·ΣG), which is
+        what the physics integrates (a write's own chunks re-solve only after a 2 % change),
+        and a reading adds the first-order change of its bus current (``_drift_current``), the
+        same Tellegen expansion its read noise is carried by, so only a term of order DRIFT²
+        is left out."""
         with self.lock:
             self._configure()
             key = (self._config_version, self.array.version)
             if self._cached is not None and self._cached[0] == key:
                 return self._cached[1]  # before conductance(): it forces the packed state back
             G = self._true_conductances()
-            sol = self.circuit.solve(G)
+            key = (self._config_version, self.array.version)  # (fetching G may merge packed state)
+            solved = self._solved
+            if solved is not None and solved[0] == key[0] and self.carry_drift and self._carries(G):
+                sol = solved[3]
+            else:
+                sol = self.circuit.solve(G)
+                self._solved = (*key, G, sol, None)  # (G: a fresh array per state, never written)
             self._cached = (key, sol)
             return sol
+
+    def _carries(self, G: np.ndarray) -> bool:
+        """Whether the configuration's solution may stand for conductances G: none moved by
+        more than DRIFT of itself, no source in its limit, and none so near it that the
+        currents' first-order change (≤ DRIFT·Σ|device currents|, a unit response lying
+        within 0..1 V) could reach it."""
+        config, version, G0, sol, clear = self._solved
+        if clear is None:
+            shift = DRIFT * float(np.abs(sol.device_i).sum()) * (1 + 1e-6)
+            clear = not any(sol.in_compliance.values()) and all(
+                abs(sol.bus_current[b]) + shift < s.compliance_A
+                for b, s in self._sources.items() if s.output)
+            self._solved = (config, version, G0, sol, clear)
+        if not clear or G.shape != G0.shape:
+            return False
+        return not bool(np.any(np.abs(G - G0) > DRIFT * np.abs(G0)))
+
+    def _drift_current(self, sol: CircuitSolution, bus: str) -> float | None:
+        """I_b(G) − I_b(G0) to first order, Σ_k ΔV_k·ΔU_bk·(G_k − G0_k), for a solution carried
+        from G0 to the present conductances G (0.0 if it was solved at them); None if the bus
+        has no unit response (not pinned by its source alone)."""
+        solved = self._solved
+        version = self.array.version
+        if solved is None or solved[3] is not sol or solved[1] == version:
+            return 0.0
+        kept = self._drift_kept  # (repeated readings of one state: the same change)
+        if kept[0] is not sol or kept[1] != version:
+            kept = self._drift_kept = (sol, version, {})
+        if bus not in kept[2]:
+            G = self._true_conductances()
+            i = self.circuit.bus_index[bus]
+            u = self._adjoints.get(self.circuit, G, version, self._wiring_version, [i])
+            if u is None:
+                kept[2][bus] = None
+            else:
+                dg = np.subtract(G, solved[2])
+                dg *= sol.device_v
+                kept[2][bus] = float(dg @ self.circuit.device_differences(u[:, 0]))
+        return kept[2][bus]
 
     def _true_conductances(self) -> np.ndarray:
         """The present conductances for the circuit: a pair array's shared view (no copy)."""
@@ -286,7 +346,7 @@ class SimulatedBench:
             raise ValueError(f"dt must be ≥ 0, got {dt}")
         with self.lock:
             if dt > 0:
-                with single_thread():  # (a read's power is a dot product over N² devices)
+                with single_thread_for(self.topology.n_devices):  # (a read's power is a dot product over N² devices)
                     self._integrate(dt)
             self.clock.advance(dt)
 
@@ -308,7 +368,7 @@ class SimulatedBench:
         remaining = dt
         while remaining > 0:
             if not self._skip_unchanged_solves:
-                self._cached = None
+                self._cached = self._solved = None
             sol = self.solve_now()
             device_v = self._array_voltages(sol)
             if sol.fast_path:  # device voltages do not depend on the conductances
@@ -360,16 +420,20 @@ class SimulatedBench:
         if type(self.array) is DeviceArray:
             self.array.x  # noqa: B018 - merges a pulse's packed state back: the version is current
         sol = self.solve_now()
-        # the solution's key, and the read noise of the preset (a swapped one may change σ)
+        # the solution, and the read noise of the preset (a swapped one may change σ): a carried
+        # solution keeps its σ, as the unit responses are kept (``adjoints``: within ~2·DRIFT)
         p = self.array.preset
-        key = (self._cached[0], getattr(p, "read_noise_window", None), getattr(p, "read_noise_rel", None))
+        key = (getattr(p, "read_noise_window", None), getattr(p, "read_noise_rel", None))
         hit = self._noise_scales
-        if hit is None or hit[0] != key:
-            hit = self._noise_scales = (key, *self._noise_verdict(sol))
-        _, verdict, scales = hit
+        if hit is None or hit[0] is not sol or hit[1] != key:
+            hit = self._noise_scales = (sol, key, *self._noise_verdict(sol))
+        _, _, verdict, scales = hit
         if verdict == "exact":
             return None
-        current = sol.bus_current[bus]
+        drift = self._drift_current(sol, bus)
+        if drift is None:
+            return None
+        current = sol.bus_current[bus] + drift
         if verdict == "noisy":  # (no draw without read noise, as the exact reading draws none)
             s = scales.get(bus)
             if s is None:
@@ -438,7 +502,7 @@ class SimulatedBench:
             self.advance(integration_s)
             self._configure()
             if self.small_signal_noise and source.output:
-                with single_thread():
+                with single_thread_for(self.topology.n_devices):
                     reading = self._small_signal_reading(bus)
                 if reading is not None:
                     return reading

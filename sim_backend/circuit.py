@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .blas import single_thread
+from .blas import single_thread_for
 from .structured_solve import StructuredSolve
 from .topology import Topology
 
@@ -103,6 +103,7 @@ class Circuit(StructuredSolve):
                            and np.array_equal(dev[:, 0], np.repeat(np.arange(n), n))
                            and np.array_equal(dev[:, 1], np.tile(np.arange(n, 2 * n), n)))
         self._dev_lines = (dev[:, 0].astype(np.intp), dev[:, 1].astype(np.intp))
+        self._index_kept: dict[bytes, list] = {}  # device terms' places in the dense blocks, by structure
         self.configure([])
 
     @property
@@ -211,18 +212,13 @@ class Circuit(StructuredSolve):
         key = ("dense", modes)
         hit = self._mode_cache.get(key)
         if hit is None:
-            n = self.n_groups
-            dev_flat = self._device_flat()
-            D = self._dev_ga.size
-            sign = np.repeat([-1.0, -1.0, 1.0, 1.0], D)
-            blocks = []
-            for flat in (ff, fp):
-                at = np.full(n * n, -1, np.intp)
-                at[flat] = np.arange(flat.size)
-                k = at[dev_flat]
-                sel = np.flatnonzero(k >= 0)
-                blocks.append((self._passive_static.take(flat), k[sel], sel % D, sign[sel], flat.size))
-            hit = self._mode_cache[key] = tuple(blocks)
+            _, _, pin_groups, free, _, _, _ = self._layout(modes)
+            passive = self._passive_blocks(free, pin_groups)
+            if passive is None:
+                P = self._passive_static
+                passive = (P.take(ff), P.take(fp))
+            index = self._device_index(free, pin_groups, ff, fp)
+            hit = self._mode_cache[key] = tuple((p, *ix) for p, ix in zip(passive, index))
         out = []
         for p_blk, dest, dev, sign, size in hit:
             if dest.size:
@@ -231,6 +227,44 @@ class Circuit(StructuredSolve):
                 out.append(p_blk + 0.0)
         nf = free_n
         return out[0].reshape(nf, nf), out[1].reshape(nf, pin_n)
+
+    def _passive_blocks(self, free: np.ndarray, pin_groups: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``_passive_static.take`` of the free×free and free×pinned blocks (flat) where every
+        link ends at a pinned node (the free block is then its diagonal), from ``_passive_parts``
+        without the (n, n) matrix; None otherwise."""
+        at_pin = np.zeros(self.n_groups, bool)
+        at_pin[pin_groups] = True
+        if not (at_pin[self._res_a] | at_pin[self._res_c]).all():
+            return None
+        diag, fp = self._passive_parts(free, pin_groups)
+        ff = np.zeros((free.size, free.size))
+        ff.flat[:: free.size + 1] = diag
+        return ff.ravel(), fp.ravel()
+
+    def _device_index(self, free: np.ndarray, pin_groups: np.ndarray, ff: np.ndarray, fp: np.ndarray) -> tuple:
+        """Where the devices' Laplacian terms land in the free×free and free×pinned blocks (entry,
+        device, sign, block size): a function of the node groups and of which are pinned, not of
+        the links, so kept across relay changes that keep them (every configuration of a
+        guarded read: each line on some bus through its contact)."""
+        key = (self.group.tobytes(), free.tobytes(), pin_groups.tobytes())
+        kept = self._index_kept
+        hit = kept.get(key)
+        if hit is None:
+            n = self.n_groups
+            dev_flat = self._device_flat()
+            D = self._dev_ga.size
+            sign = np.repeat([-1.0, -1.0, 1.0, 1.0], D)
+            hit = []
+            for flat in (ff, fp):
+                at = np.full(n * n, -1, np.intp)
+                at[flat] = np.arange(flat.size)
+                k = at[dev_flat]
+                sel = np.flatnonzero(k >= 0)
+                hit.append((k[sel], sel % D, sign[sel], flat.size))
+            if len(kept) >= 4:
+                kept.pop(next(iter(kept)))
+            kept[key] = hit
+        return hit
 
     def _layout(self, modes: tuple) -> tuple:
         """Which groups are pinned (Dirichlet) and with which source, for one set of modes."""
@@ -275,7 +309,7 @@ class Circuit(StructuredSolve):
         return hit
 
     def solve(self, G: np.ndarray) -> CircuitSolution:
-        with single_thread():
+        with single_thread_for(self.topology.n_devices):
             return self._solve(G)
 
     def _solve(self, G: np.ndarray) -> CircuitSolution:
@@ -390,7 +424,7 @@ class Circuit(StructuredSolve):
             src = np.zeros(n)
             for i, r in r_eff.items():
                 src[self.group[L + i]] += 1.0 / r
-            with single_thread():
+            with single_thread_for(self.topology.n_devices):
                 u[free], _ = self._free_voltages(G, modes, u, np.zeros((free.size, len(buses))), src[free], bool(r_eff))
         return u
 

@@ -1,23 +1,24 @@
 """Read-level work a dry run no longer repeats, each checked against doing it afresh: the noise's
-adjoint fields kept across relay configurations, the bound that spares most of them, and a
+adjoint fields kept across relay configurations, the bound that spares most of them, a
+configuration's solution carried over a drift of the state far below the read noise, and a
 drive under which no device can move integrated without packing it."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sim_backend import SimulatedBench, crossbar
+from sim_backend import SimulatedBench, crossbar, load_preset
 from sim_backend.adjoints import DRIFT
 from sim_backend.read_noise import MARGIN_SIGMAS, current_sigmas
 
 BUSES = ("drive", "s0", "s1", "guard")
 
 
-def _bench(n: int = 12) -> SimulatedBench:
+def _bench(n: int = 12, preset="crossbar-sot") -> SimulatedBench:
     topo = crossbar(n)
     names = topo.line_names
     xp = {f"{bus}:{line}": (bus, line) for bus in BUSES for line in names}
-    bench = SimulatedBench(topo, "crossbar-sot", buses=BUSES, crosspoints=xp, seed=3, contact_resistance_ohm=1.0)
+    bench = SimulatedBench(topo, preset, buses=BUSES, crosspoints=xp, seed=3, contact_resistance_ohm=1.0)
     for b in BUSES:
         bench.set_compliance(b, 0.1)
         bench.set_output(b, True)
@@ -65,7 +66,7 @@ def test_fields_are_solved_again_once_a_conductance_drifts_past_the_tolerance() 
     _route(bench, {names[0]: "drive", names[6]: "s0", names[7]: "s1"})
     bench.measure("s0", 0.0)
     solved = bench._adjoints.solved
-    sigma = bench._noise_scales[2]["s0"]
+    sigma = bench._noise_scales[3]["s0"]
     x = bench.array.x.copy()
     x[0] = min(x[0] * (1 + 1e-9), 1.0) if x[0] > 0 else 1e-9  # a change far below DRIFT
     bench.array.x = x
@@ -73,8 +74,8 @@ def test_fields_are_solved_again_once_a_conductance_drifts_past_the_tolerance() 
     assert bench._adjoints.solved == solved  # kept
     fresh = current_sigmas(bench.circuit, bench.solve_now(), bench.array.read_sigma(),
                            bench.circuit.unit_responses(bench.array.conductance(), [bench.circuit.bus_index["s0"]]))
-    assert bench._noise_scales[2]["s0"] == pytest.approx(float(fresh[0]), rel=10 * DRIFT)
-    assert bench._noise_scales[2]["s0"] == pytest.approx(sigma, rel=1e-3)
+    assert bench._noise_scales[3]["s0"] == pytest.approx(float(fresh[0]), rel=10 * DRIFT)
+    assert bench._noise_scales[3]["s0"] == pytest.approx(sigma, rel=1e-3)
     x[:] = np.clip(x * 0.5, 0.0, 1.0)  # a real change of state
     bench.array.x = x
     bench.measure("s0", 0.0)
@@ -82,6 +83,41 @@ def test_fields_are_solved_again_once_a_conductance_drifts_past_the_tolerance() 
     np.testing.assert_allclose(
         bench._adjoints.get(bench.circuit, bench.array.conductance_view(), bench.array.version, bench._wiring_version,
                             [bench.circuit.bus_index["s0"]])[:, 0], _fresh(bench, "s0"), rtol=0, atol=1e-12)
+
+
+def test_a_solution_carried_over_a_small_drift_reads_what_a_fresh_solve_gives() -> None:
+    """A state change below DRIFT within one configuration keeps its solution (no solve); the
+    reading adds the first-order change of its current and agrees with a fresh solve to second
+    order, where the carried current alone is off by the change itself. A larger change solves."""
+    bench = _bench(12, load_preset("crossbar-sot", {"read_noise_window": 0.0, "relax_attempt_Hz": 0.0}))
+    names = bench.topology.line_names
+    _route(bench, {names[0]: "drive", names[12]: "s0", names[13]: "s1"})
+    solves = []
+    solve = bench.circuit.solve
+    bench.circuit.solve = lambda G: solves.append(1) or solve(G)
+    bench.measure("s0", 0.0)
+    assert len(solves) == 1
+    arr, dev = bench.array, 0  # R0–K0, the device read on s0
+    g0 = arr.conductance_view()[dev]
+    x = arr.x.copy()
+    x[dev] -= np.float32(4e-7) * (1 - arr.contrast[dev] * x[dev]) / arr.contrast[dev]
+    arr.x = x
+    moved = arr.conductance_view()[dev] / g0 - 1
+    assert 1e-7 < moved < DRIFT
+    reading = bench.measure("s0", 0.0)[1]
+    assert len(solves) == 1  # carried
+    fresh = solve(arr.conductance()).bus_current["s0"]
+    carried = bench.solve_now().bus_current["s0"]
+    assert abs(carried - fresh) > 1e-7 * abs(fresh)  # the drift shows in the current itself
+    assert reading == pytest.approx(fresh, rel=1e-12, abs=0)
+    for bus in ("drive", "s1", "guard"):  # every bus's reading carries its own change
+        assert bench.measure(bus, 0.0)[1] == pytest.approx(solve(arr.conductance()).bus_current[bus],
+                                                           rel=1e-11, abs=1e-18)
+    assert len(solves) == 1
+    x[dev] *= 0.5  # a real change of state: solved afresh, exactly
+    arr.x = x
+    assert bench.measure("s0", 0.0)[1] == solve(arr.conductance()).bus_current["s0"]
+    assert len(solves) == 2
 
 
 def test_the_cheap_bound_is_above_every_bus_sigma_and_the_verdict_is_the_exact_one() -> None:

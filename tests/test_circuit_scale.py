@@ -139,3 +139,28 @@ def test_one_blas_thread_inside_nested_uses_and_the_count_restored_after() -> No
     except KeyError:
         pass
     assert now() == before and blas._single.depth == 0
+
+
+def test_only_arrays_large_enough_for_threaded_blas_ask_for_one_thread() -> None:
+    """Small arrays' products and solves run on one OpenBLAS thread anyway: their steps and
+    solves leave the thread count alone; large ones set it to 1 for the call."""
+    from sim_backend import blas
+
+    if blas._controller is not None or not blas._setters:
+        pytest.skip("threadpoolctl installed, or no OpenBLAS with a per-thread setting here")
+    probe = blas._setters[0]
+
+    def now() -> int:
+        n = probe(3)
+        probe(n)
+        return n
+
+    original = probe(2)  # two threads, whatever the machine: so one is a visible change
+    try:
+        with blas.single_thread_for(blas.THREADED_DEVICES - 1):
+            assert now() == 2
+        with blas.single_thread_for(blas.THREADED_DEVICES):
+            assert now() == 1
+        assert now() == 2
+    finally:
+        probe(original)

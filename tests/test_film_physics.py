@@ -87,13 +87,14 @@ def test_kcl_through_the_simulated_bench():
     assert sol.bus_current["sense"] < 0  # current reaches the sensed contact through the film
 
 
-def _read_session(keep: bool) -> list:
+def _read_session(keep: bool, owe: bool = True, versions: list | None = None, **over) -> list:
     """Guarded reads of every contact with a write pulse and idle gaps between them: the
     temperature field changes (a read's steady field, a pulse, cooling) under the kept passes."""
     n = 6
     xp = {f"{'AB'[k]}{i}": (bus, f"C{i}") for k, bus in enumerate(("pos", "gnd")) for i in range(n)}
-    bench = SimulatedBench(film(n), small(), seed=5, buses=["pos", "gnd"], crosspoints=xp)
+    bench = SimulatedBench(film(n), small(**over), seed=5, buses=["pos", "gnd"], crosspoints=xp)
     bench.array.keep_temperature_passes = keep
+    bench.array.owe_relaxation = owe
     out = []
     for j in range(n):
         bench.open_all()
@@ -104,9 +105,29 @@ def _read_session(keep: bool) -> list:
             bench.set_level("pos", volts)
             bench.advance(wait)
             out += [bench.measure("pos", 0.02), bench.array.film_temperature_K]
+            if versions is not None:
+                versions.append(bench.array.version)
         bench.set_level("pos", 0.0)
         bench.advance(0.5)
     return out + [bench.array.q.tolist(), bench.array.T.tolist()]
+
+
+def test_relaxation_owed_over_a_standing_temperature_is_the_relaxation_applied_in_turn():
+    """Relaxation at a temperature field that stands from command to command is owed and
+    applied in closed form over the whole interval when the texture is next needed: every
+    reading, temperature and the texture agree with each latency's decay applied in turn to
+    rounding, and the factorization is refreshed at the same readings."""
+    v_owed, v_applied = [], []
+    fast = {"relax_barrier_K": 7500.0}  # k ~ 0.1/s at room temperature: the rest texture within reach
+    owed, applied = _read_session(True, True, v_owed, **fast), _read_session(True, False, v_applied, **fast)
+    assert v_owed == v_applied
+    q_owed, q_applied = np.array(owed[-2]), np.array(applied[-2])
+    assert np.abs(q_owed - q_applied).max() <= 1e-13
+    assert owed[-1] == applied[-1]
+    for a, b in zip(owed[:-2], applied[:-2]):
+        assert np.allclose(a, b, rtol=1e-12, atol=0), (a, b)
+    still = np.array(_read_session(True, True, None, relax_attempt_Hz=0.0, **fast)[-2])
+    assert np.abs(q_applied - still).max() > 0.01  # the relaxation did move the texture
 
 
 def test_per_temperature_passes_kept_at_read_level_change_nothing():

@@ -146,6 +146,31 @@ def test_the_dense_blocks_are_the_full_laplacians_bit_for_bit(kind: str) -> None
     assert np.array_equal(a_fp, full.take(fp).reshape(free.size, pin.size))
 
 
+def test_dense_blocks_kept_across_relay_changes_are_the_full_laplacians_bit_for_bit() -> None:
+    """The devices' places in the dense blocks are kept from one relay configuration to the
+    next with the same nodes pinned (a guarded read's): each configuration's blocks are still
+    the full Laplacian's, and so are those of a bus left floating (links between free nodes)."""
+    rng = np.random.default_rng(11)
+    topo = film(23)
+    c = _guarded(topo, rng, n_sense=3)
+    G = rng.uniform(0.2e-4, 5e-4, topo.n_devices)
+    idx = c.bus_index
+    for step in range(4):
+        lines = rng.permutation(topo.n_lines)
+        links = [(idx["drive"], lines[0], 1.0)] + [(idx[f"s{k}"], line, 1.0) for k, line in enumerate(lines[1:4])]
+        c.configure(links + [(idx["guard"], line, 1.3) for line in lines[4:]])
+        c.sources["s2"].output = step != 3  # the last: s2 floats, its node joins its line through the link
+        c.reset_modes()
+        modes = tuple("V" if c.sources[b].output else "off" for b in c.bus_names)
+        _, _, pin, free, _, _, _ = c._layout(modes)
+        ff, fp = c._flat_blocks(modes, free, pin)
+        full = c._passive_static + c._device_laplacian(G)
+        A, a_fp = c._dense_blocks(G, modes, ff, fp, free.size, pin.size)
+        assert np.array_equal(A, full.take(ff).reshape(free.size, free.size)), step
+        assert np.array_equal(a_fp, full.take(fp).reshape(free.size, pin.size)), step
+    assert len(c._index_kept) == 2  # one structure for the three guarded configurations, one with s2 off
+
+
 def test_configure_builds_the_passive_matrix_a_loop_over_the_links_builds() -> None:
     rng = np.random.default_rng(3)
     topo = film(12)

@@ -98,6 +98,58 @@ class FilmArray:
         self._T_ambient = np.full(C, p.ambient_K)  # the one cooled field (kept: see _at_temperature)
         self._T_ambient.flags.writeable = False
         self._power_kept: tuple | None = None
+        # relaxation owed to q: (temperature field, seconds, max|q − q_map|, max|q − q_rest|) at its start
+        self._owed: tuple[np.ndarray, float, float, float] | None = None
+
+    # -- the texture: relaxation at a standing temperature field is owed, applied when read --
+    @property
+    def q(self) -> np.ndarray:
+        """The nematic order of each cell, (C, 2)."""
+        if self._owed is not None:
+            self._settle()
+        return self._q
+
+    @q.setter
+    def q(self, value: np.ndarray) -> None:
+        self._owed = None
+        self._q = value
+
+    owe_relaxation = True  # False: each interval's relaxation applied to q in turn (the reference)
+
+    def _settle(self) -> None:
+        """Apply the relaxation owed: q_rest + (q − q_rest)·exp(−k(T)·τ), the closed form over
+        the whole standing interval τ (the product of its latencies' decays, in one rounding)."""
+        T, tau, _, _ = self._owed
+        self._owed = None
+        k = texture.relax_rate(T, self.preset) * self.mobility
+        if float(k.max()) * tau > 1e-15:
+            self._q = self.q_rest + (self._q - self.q_rest) * np.exp(-(k * tau))[:, None]
+
+    def _owe(self, dt: float) -> float:
+        """Owe dt more of relaxation at the present field; returns a bound of the step's |Δq|."""
+        owed = self._owed
+        if owed is not None and owed[0] is not self.T:
+            self._settle()
+            owed = None
+        k_max = self._k_max()
+        if owed is None:
+            q, q0 = self._q, (self._map_state[0] if self._map_state is not None else None)
+            off_map = float(np.abs(q - q0).max()) if q0 is not None and q.size else 0.0
+            owed = (self.T, 0.0, off_map, float(np.abs(q - self.q_rest).max()) if q.size else 0.0)
+        self._owed = (owed[0], owed[1] + dt, owed[2], owed[3])
+        return owed[3] * -np.expm1(-k_max * dt) * (1 + 1e-12)
+
+    def _k_max(self) -> float:
+        """The largest relaxation rate (1/s) at the present temperature field."""
+        k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, self.preset) * self.mobility)
+        return self._at_temperature("relax_max", lambda: float(k.max()))
+
+    def _owed_off_map(self) -> float:
+        """A bound of max|q − q_map| with the relaxation owed applied (|q − q_start| ≤
+        |q_start − q_rest|·(1 − exp(−k_max·τ)) cell by cell)."""
+        _, tau, off_map, from_rest = self._owed
+        k_max = self._k_max()
+        return (off_map + from_rest * -np.expm1(-k_max * tau)) * (1 + 1e-12) + 4 * np.spacing(max(off_map, from_rest, 1.0))
 
     # -- the interface SimulatedBench uses ---------------------------------------------
     @property
@@ -236,7 +288,9 @@ class FilmArray:
             q_new = texture.step_order(self.q, qt, r, k, self.q_rest, dt)
             dq = float(np.abs(q_new - self.q).max()) if self.q.size else 0.0
             self.q = q_new
-        elif p.relax_attempt_Hz > 0:  # pinned everywhere: relaxation only
+        elif p.relax_attempt_Hz > 0 and self.owe_relaxation:  # pinned everywhere: relaxation only, owed
+            dq = self._owe(dt)
+        elif p.relax_attempt_Hz > 0:
             k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, p) * self.mobility)
             # (max(k·dt) is max(k)·dt exactly: rounding is monotone)
             if self._at_temperature("relax_max", lambda: float(k.max())) * dt > 1e-15:
@@ -244,7 +298,7 @@ class FilmArray:
                 q_new = self.q_rest + (self.q - self.q_rest) * decay
                 dq = float(np.abs(q_new - self.q).max())
                 self.q = q_new
-        self.peak_temperature_K = max(self.peak_temperature_K, float(self.T.max()))
+        self.peak_temperature_K = max(self.peak_temperature_K, self._at_temperature("max", lambda: float(self.T.max())))
         self._maybe_stale(dq > 0.0)
         return 0.5 * p.amr_ratio * dq
 
@@ -278,12 +332,18 @@ class FilmArray:
             return
         q0, T0 = self._map_state
         p = self.preset
-        dq = float(np.abs(self.q - q0).max()) if texture_moved or self._q_moved else 0.0
-        self._q_moved = dq > 0.0
         dT = self._at_temperature("dT", lambda: float(np.abs(self.T - T0).max()))
         # bound of the relative resistivity change from TCR and from the AMR's Ms(T)²
         dTdrho = p.tcr_per_K + p.amr_ratio * 2.0 * p.curie_K / (p.curie_K**2 - p.ambient_K**2)
-        if 0.5 * p.amr_ratio * dq + dTdrho * dT > max(0.5 * p.read_noise_rel, REFRESH_MIN):
+        limit = max(0.5 * p.read_noise_rel, REFRESH_MIN)
+        if self._owed is not None:  # bounded first: q is applied only if the bound cannot clear it
+            if 0.5 * p.amr_ratio * self._owed_off_map() + dTdrho * dT <= limit:
+                self._q_moved = True
+                return
+            texture_moved = True
+        dq = float(np.abs(self.q - q0).max()) if texture_moved or self._q_moved else 0.0
+        self._q_moved = dq > 0.0
+        if 0.5 * p.amr_ratio * dq + dTdrho * dT > limit:
             self._map = None
             self._q_moved = False
             self.version += 1
