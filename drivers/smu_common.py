@@ -30,7 +30,7 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from .capabilities import capability
 from .errors import BadReply, ComplianceTripped, InstrumentError, InstrumentReportedError
-from .transport import GuardedIO, reserved_names_getattribute
+from .transport import GuardedIO, reserved_names_getattribute, reserved_set
 
 OVERFLOW = 9.9e37  # Keithley/Keysight mark of a value not measured (9.91e37)
 
@@ -213,6 +213,9 @@ class SourceMeterChannelBase(Channel):
 
     def __init__(self, parent: Any, id: Any, **kwargs: Any) -> None:
         super().__init__(parent, id, **kwargs)
+        # pymeasure keeps the reserved names as a list, scanned at every attribute access (44
+        # names on a 2600B channel); only membership is ever asked of it: a set answers at once
+        reserved_set(self)
         self.name = f"{parent.name}.{id}"
         self._prepared = False
         self._limit_set = False

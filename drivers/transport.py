@@ -88,6 +88,11 @@ def reserved_names_getattribute(self: Any, name: str) -> Any:
     return _get(self, name)
 
 
+def reserved_set(obj: Any) -> None:
+    """Hold an object's reserved names (pymeasure's ``_special_names``) as a frozenset."""
+    object.__setattr__(obj, "_special_names", frozenset(_get(obj, "_special_names")))
+
+
 @contextmanager
 def translated(instrument: str, what: str) -> Iterator[None]:
     """Raise the typed error of :func:`translate` for a transport exception in the block."""
@@ -121,6 +126,7 @@ class GuardedIO:
         name = name or self.default_name
         with translated(name, f"open {adapter}"):
             super().__init__(adapter, name, **kwargs)  # type: ignore[call-arg]
+        reserved_set(self)
         self._disable_nagle()
 
     def _disable_nagle(self) -> None:

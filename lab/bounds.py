@@ -93,6 +93,24 @@ class DeviceBounds:
         n = self.n_lines
         return np.bincount(self.a, i_dev, n) + np.bincount(self.b, i_dev, n)
 
+    def line_currents_loose(self, line_v: np.ndarray, g: float) -> np.ndarray | None:
+        """(n_lines,) an upper bound of :meth:`line_currents` in O(N) on a full crossbar (None on
+        other layouts): a device sees at most |v_a| + |v_b| (each line's largest |V|, a floating
+        one's the driven extremes'), so row i carries at most g·(C·m_i + Σ_cols m) and column j
+        g·(R·m_j + Σ_rows m). Where it clears every limit, the exact bound does too."""
+        if self.bipartite is None:
+            return None
+        ext = self.line_extremes(line_v)
+        if ext is None:
+            return np.zeros(self.n_lines)
+        m = np.fmax(np.abs(ext[0]), np.abs(ext[1]))
+        ra, cb = self.bipartite
+        mr, mc = m[ra], m[cb]
+        out = np.zeros(self.n_lines)
+        np.add.at(out, ra, g * (cb.size * mr + float(mc.sum())))
+        np.add.at(out, cb, g * (ra.size * mc + float(mr.sum())))
+        return out
+
     def line_currents_fast(self, line_v: np.ndarray, g: float) -> tuple[np.ndarray, float] | None:
         """(per-line current, error bound) agreeing with :meth:`line_currents` to within the
         bound on every line, in O(N log N) on a full crossbar; None on other layouts.

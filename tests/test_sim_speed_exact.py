@@ -371,6 +371,51 @@ def test_the_bus_current_verdict_is_the_exact_bounds(crossbar_guard: SafetyGuard
         g.compliance = {b: None for b in lay.buses}
 
 
+def test_the_loose_line_currents_bound_the_exact_ones_and_alone_clear_a_guarded_read(
+        crossbar_guard: SafetyGuard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The O(N) triangle-inequality bound of each line's current is above the exact bound in
+    every state; in a guarded read's state (one row at the read voltage, every other line at
+    0 V) it clears the bench file's limits alone, and the verdict is the exact one."""
+    g = crossbar_guard
+    monkeypatch.setattr(g, "fast_bounds_min_devices", 0)
+    lay = g.layout
+    rng = np.random.default_rng(8)
+    gmax = g.limits.g_max_expected_S
+    n_lines = len(lay.lines)
+    for trial in range(200):
+        v = rng.choice([0.0, 0.1, -0.1, 0.25, 1.5, np.nan], size=n_lines)
+        v[rng.random(n_lines) < rng.random()] = np.nan
+        loose, exact = g._bounds.line_currents_loose(v, gmax), g._bounds.line_currents(v, gmax)
+        assert np.all(loose >= exact * (1 - 1e-12)), trial
+    by_line = {}
+    for xp, (bus, line) in lay.owner.items():
+        by_line.setdefault(line, {})[bus] = xp
+    drive, guard = lay.by_role("drive")[0], lay.by_role("guard")[0]
+    try:
+        g.reset_state()
+        for b, cfg in g.config.buses.items():
+            g.outputs[b] = True
+            g.compliance[b] = cfg.compliance_A
+        g.levels[drive] = g.limits.v_read_default_V
+        g.closed.update([by_line[0][drive]] + [by_line[line][guard] for line in range(1, n_lines)])
+        g.changed()
+        exact = g.bus_current_bounds()
+        assert 0 < max(exact.values()) and all(exact[b] < g.compliance[b] for b in exact)
+
+        def not_needed(*_a: object) -> None:
+            raise AssertionError("the loose bound should have decided")
+
+        monkeypatch.setattr(g._bounds, "line_currents_fast", not_needed)
+        assert g.buses_reaching_limit() == []
+        g.compliance[drive] = exact[drive]  # at the exact bound: the loose one cannot clear it
+        monkeypatch.undo()
+        monkeypatch.setattr(g, "fast_bounds_min_devices", 0)
+        assert g.buses_reaching_limit() == [drive]
+    finally:
+        g.reset_state()
+        g.compliance = {b: None for b in lay.buses}
+
+
 def test_the_shared_line_voltages_change_object_with_the_state(crossbar_guard: SafetyGuard) -> None:
     g = crossbar_guard
     try:
