@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import physics
+from .blas import single_thread_for
 from .presets import DevicePreset
 from .topology import Topology
 from .drive import _MAX_DG, _MAX_SUBSTEPS, POLY_MAX_LAM, Drive, exact_steps, exp_neg, relax
@@ -304,7 +305,8 @@ class DeviceArray:
             self._write_back()
         self._drive = None
         g = self.conductance_view()
-        power = float(np.dot(np.square(V, dtype=np.float64), g))
+        with single_thread_for(V.size):  # (once per read-level drive: a command's latency costs no dot)
+            power = float(np.dot(np.square(V, dtype=np.float64), g))
         T_film = physics.film_temperature(power, p)
         rate = float(physics.relaxation_rate(T_film, p))
         # a read-only V is this drive while the state stands: the caller does not change it after

@@ -345,9 +345,8 @@ class SimulatedBench:
         if dt < 0:
             raise ValueError(f"dt must be ≥ 0, got {dt}")
         with self.lock:
-            if dt > 0:
-                with single_thread_for(self.topology.n_devices):  # (a read's power is a dot product over N² devices)
-                    self._integrate(dt)
+            if dt > 0:  # (the solves and the read power's dot product over N² devices ask for one BLAS thread)
+                self._integrate(dt)
             self.clock.advance(dt)
 
     # False: re-solve the circuit at every chunk even when nothing changed (tests' reference)
