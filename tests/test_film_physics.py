@@ -138,6 +138,24 @@ def test_per_temperature_passes_kept_at_read_level_change_nothing():
     assert len({round(t, 6) for t in kept[1:-2:2]}) > 3  # the temperature did change in between
 
 
+def test_the_owed_relaxation_bound_holds_over_fields_left_behind():
+    """The staleness test reads a bound of max|q − q_map| while relaxation is owed over
+    several temperature fields: it is above the texture's true distance once applied, and
+    within a factor of it (cells at one temperature relax alike)."""
+    arr = textured(6, relax_barrier_K=7500.0)  # a texture away from its rest
+    arr.conductance()  # the factorization q_map is taken at
+    q_map = arr._map_state[0].copy()
+    cold, hot = arr._T_ambient, np.full_like(arr._T_ambient, arr.preset.ambient_K + 40.0)
+    for _ in range(5):
+        for T in (cold, hot):
+            arr.T = T
+            arr._owe(0.05)
+    bound = arr._owed_off_map()
+    true = float(np.abs(arr.q - q_map).max())  # (reading q applies what was owed)
+    assert arr._owed is None and true > 1e-3
+    assert true <= bound <= 3 * true
+
+
 def test_mesh_convergence_of_pair_conductances():
     """4 electrodes of a quarter side each: pair G moves < 1 % from n to 2n cells per side.
 

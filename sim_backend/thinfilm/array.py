@@ -98,10 +98,11 @@ class FilmArray:
         self._T_ambient = np.full(C, p.ambient_K)  # the one cooled field (kept: see _at_temperature)
         self._T_ambient.flags.writeable = False
         self._power_kept: tuple | None = None
-        # relaxation owed to q: (temperature field, seconds, max|q − q_map|, max|q − q_rest|) at its start
-        self._owed: tuple[np.ndarray, float, float, float] | None = None
+        # relaxation owed to q (see _owe): [field, seconds at it, Σ k·τ of earlier fields (per
+        # cell) or None, Σ max(k)·τ of them, max|q − q_map| and max|q − q_rest| when it began]
+        self._owed: list | None = None
 
-    # -- the texture: relaxation at a standing temperature field is owed, applied when read --
+    # -- the texture: relaxation owed while nothing reads q, applied in closed form --------
     @property
     def q(self) -> np.ndarray:
         """The nematic order of each cell, (C, 2)."""
@@ -117,39 +118,54 @@ class FilmArray:
     owe_relaxation = True  # False: each interval's relaxation applied to q in turn (the reference)
 
     def _settle(self) -> None:
-        """Apply the relaxation owed: q_rest + (q − q_rest)·exp(−k(T)·τ), the closed form over
-        the whole standing interval τ (the product of its latencies' decays, in one rounding)."""
-        T, tau, _, _ = self._owed
+        """Apply the relaxation owed. Relaxing toward q_rest at a rate k(T(t)) of each cell's own
+        is dq/dt = −k(t)(q − q_rest): q − q_rest shrinks by exp(−∫k dt), with ∫k dt = Σ k(T_i)·τ_i
+        over the fields it stood at, exactly (the rates do not depend on q)."""
+        T, tau, K, _, _, _ = self._owed
         self._owed = None
-        k = texture.relax_rate(T, self.preset) * self.mobility
-        if float(k.max()) * tau > 1e-15:
-            self._q = self.q_rest + (self._q - self.q_rest) * np.exp(-(k * tau))[:, None]
+        kt = self._rate(T) * tau
+        if K is not None:
+            kt += K
+        if float(kt.max(initial=0.0)) > 1e-15:
+            self._q = self.q_rest + (self._q - self.q_rest) * np.exp(-kt)[:, None]
+
+    def _rate(self, T: np.ndarray) -> np.ndarray:
+        """k(T) per cell (1/s), the present field's kept (see _at_temperature)."""
+        if T is self.T:
+            return self._at_temperature("relax", lambda: texture.relax_rate(self.T, self.preset) * self.mobility)
+        return texture.relax_rate(T, self.preset) * self.mobility
+
+    def _k_max(self) -> float:
+        """The largest relaxation rate (1/s) at the present temperature field."""
+        k = self._rate(self.T)
+        return self._at_temperature("relax_max", lambda: float(k.max()))
 
     def _owe(self, dt: float) -> float:
-        """Owe dt more of relaxation at the present field; returns a bound of the step's |Δq|."""
+        """Owe dt more of relaxation at the present field; returns a bound of the step's |Δq|.
+        A field left behind adds its k·τ to the owed sum (one pass), so q is touched only when
+        something reads it (a read's commands alternate between two fields, none reads q)."""
         owed = self._owed
-        if owed is not None and owed[0] is not self.T:
-            self._settle()
-            owed = None
         k_max = self._k_max()
         if owed is None:
             q, q0 = self._q, (self._map_state[0] if self._map_state is not None else None)
             off_map = float(np.abs(q - q0).max()) if q0 is not None and q.size else 0.0
-            owed = (self.T, 0.0, off_map, float(np.abs(q - self.q_rest).max()) if q.size else 0.0)
-        self._owed = (owed[0], owed[1] + dt, owed[2], owed[3])
-        return owed[3] * -np.expm1(-k_max * dt) * (1 + 1e-12)
-
-    def _k_max(self) -> float:
-        """The largest relaxation rate (1/s) at the present temperature field."""
-        k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, self.preset) * self.mobility)
-        return self._at_temperature("relax_max", lambda: float(k.max()))
+            owed = self._owed = [self.T, 0.0, None, 0.0, off_map, float(np.abs(q - self.q_rest).max()) if q.size else 0.0]
+        elif owed[0] is not self.T:
+            T_left, tau = owed[0], owed[1]
+            if tau > 0:
+                k = self._rate(T_left)
+                owed[2] = k * tau if owed[2] is None else owed[2] + k * tau
+                owed[3] += float(k.max(initial=0.0)) * tau
+            owed[0], owed[1] = self.T, 0.0
+        owed[1] += dt
+        return owed[5] * -np.expm1(-k_max * dt) * (1 + 1e-12)
 
     def _owed_off_map(self) -> float:
         """A bound of max|q − q_map| with the relaxation owed applied (|q − q_start| ≤
-        |q_start − q_rest|·(1 − exp(−k_max·τ)) cell by cell)."""
-        _, tau, off_map, from_rest = self._owed
-        k_max = self._k_max()
-        return (off_map + from_rest * -np.expm1(-k_max * tau)) * (1 + 1e-12) + 4 * np.spacing(max(off_map, from_rest, 1.0))
+        |q_start − q_rest|·(1 − exp(−Σ max(k)·τ)) cell by cell)."""
+        _, tau, _, kt_max, off_map, from_rest = self._owed
+        kt = kt_max + self._k_max() * tau
+        return (off_map + from_rest * -np.expm1(-kt)) * (1 + 1e-12) + 4 * np.spacing(max(off_map, from_rest, 1.0))
 
     # -- the interface SimulatedBench uses ---------------------------------------------
     @property
