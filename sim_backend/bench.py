@@ -9,6 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,25 @@ from .blas import single_thread_for
 from .circuit import Circuit, CircuitSolution, Source
 from .clock import VirtualClock
 from .presets import DevicePreset, FilmPreset, load_preset
-from .read_noise import MARGIN_SIGMAS, current_sigmas
+from .read_noise import MARGIN_SIGMAS, current_change, current_sigmas
 from .thinfilm import FilmArray
 from .topology import Topology
 
 _CHUNK_CHANGE = 0.02  # state change per chunk before a floating circuit is re-solved
 TIMELINE_MAX = 100_000  # level changes the applied timeline keeps (the oldest drop out)
+
+
+@dataclass
+class _Solved:
+    """A configuration's last solve: what it was solved at, and what carrying it needs."""
+
+    config: int  # the configuration version
+    version: int  # the state version
+    G: np.ndarray  # the conductances (S)
+    sol: CircuitSolution
+    clear: bool | None = None  # no source in or near its limit (None: not yet asked)
+    drift_version: int | None = None  # the state version ``drift`` is for
+    drift: dict[str, float | None] = field(default_factory=dict)  # bus → its current's first-order change
 
 
 class SimulatedBench:
@@ -79,9 +93,7 @@ class SimulatedBench:
         self._relays_dirty = False
         self._epoch_at_last_drive = -1
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
-        # (configuration, state version, conductances, solution, whether it may be carried) of the last solve
-        self._solved: tuple[int, int, np.ndarray, CircuitSolution, bool | None] | None = None
-        self._drift_kept: tuple = (None, None, {})  # (solution, state version, bus → its current's change)
+        self._solved: _Solved | None = None  # the last solve, which may be carried (solve_now)
         self._noise_scales: tuple | None = None  # (solution, noise key, how readings carry the noise, s by bus)
         # the read noise's adjoint fields of single buses, kept across relay configurations
         self._adjoints = UnitResponses(capacity=2 * topology.n_lines + 2 * len(buses))
@@ -285,11 +297,11 @@ class SimulatedBench:
             G = self._true_conductances()
             key = (self._config_version, self.array.version)  # (fetching G may merge packed state)
             solved = self._solved
-            if solved is not None and solved[0] == key[0] and self.carry_drift and self._carries(G):
-                sol = solved[3]
+            if solved is not None and solved.config == key[0] and self.carry_drift and self._carries(G):
+                sol = solved.sol
             else:
                 sol = self.circuit.solve(G)
-                self._solved = (*key, G, sol, None)  # (G: a fresh array per state, never written)
+                self._solved = _Solved(*key, G, sol)  # (G: a fresh array per state, never written)
             self._cached = (key, sol)
             return sol
 
@@ -298,14 +310,14 @@ class SimulatedBench:
         more than DRIFT of itself, no source in its limit, and none so near it that the
         currents' first-order change (≤ DRIFT·Σ|device currents|, a unit response lying
         within 0..1 V) could reach it."""
-        config, version, G0, sol, clear = self._solved
-        if clear is None:
+        solved = self._solved
+        sol, G0 = solved.sol, solved.G
+        if solved.clear is None:
             shift = DRIFT * float(np.abs(sol.device_i).sum()) * (1 + 1e-6)
-            clear = not any(sol.in_compliance.values()) and all(
+            solved.clear = not any(sol.in_compliance.values()) and all(
                 abs(sol.bus_current[b]) + shift < s.compliance_A
                 for b, s in self._sources.items() if s.output)
-            self._solved = (config, version, G0, sol, clear)
-        if not clear or G.shape != G0.shape:
+        if not solved.clear or G.shape != G0.shape:
             return False
         return not bool(np.any(np.abs(G - G0) > DRIFT * np.abs(G0)))
 
@@ -315,22 +327,15 @@ class SimulatedBench:
         has no unit response (not pinned by its source alone)."""
         solved = self._solved
         version = self.array.version
-        if solved is None or solved[3] is not sol or solved[1] == version:
+        if solved is None or solved.sol is not sol or solved.version == version:
             return 0.0
-        kept = self._drift_kept  # (repeated readings of one state: the same change)
-        if kept[0] is not sol or kept[1] != version:
-            kept = self._drift_kept = (sol, version, {})
-        if bus not in kept[2]:
+        if solved.drift_version != version:  # (repeated readings of one state: the same change)
+            solved.drift_version, solved.drift = version, {}
+        if bus not in solved.drift:
             G = self._true_conductances()
-            i = self.circuit.bus_index[bus]
-            u = self._adjoints.get(self.circuit, G, version, self._wiring_version, [i])
-            if u is None:
-                kept[2][bus] = None
-            else:
-                dg = np.subtract(G, solved[2])
-                dg *= sol.device_v
-                kept[2][bus] = float(dg @ self.circuit.device_differences(u[:, 0]))
-        return kept[2][bus]
+            u = self._adjoints.get(self.circuit, G, version, self._wiring_version, [self.circuit.bus_index[bus]])
+            solved.drift[bus] = None if u is None else current_change(self.circuit, sol, G - solved.G, u[:, 0])
+        return solved.drift[bus]
 
     def _true_conductances(self) -> np.ndarray:
         """The present conductances for the circuit: a pair array's shared view (no copy)."""

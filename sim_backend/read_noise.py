@@ -46,6 +46,13 @@ def current_sigmas(circuit: Circuit, sol: CircuitSolution, sigma: float | np.nda
     return np.sqrt(ss) * (sigma if scalar else 1.0)
 
 
+def current_change(circuit: Circuit, sol: CircuitSolution, dG: np.ndarray, u: np.ndarray) -> float:
+    """Σ_k w_bk·δG_k (A): the first-order change of the current of the bus whose unit response is
+    u (n_groups,) when the conductances ``sol`` was solved at move by dG (S, per device)."""
+    w = np.multiply(dG, sol.device_v)
+    return float(w @ circuit.device_differences(u))
+
+
 def _crossbar_sums_of_squares(v: np.ndarray, u: np.ndarray, n: int) -> np.ndarray:
     """Σ_rc w_rc² of a full crossbar in O(N) per bus: w_rc = (x_r − p_c)(y_r − q_c) with x, p the
     row and column voltages and y, q the unit response's (u: (lines, buses)), so w is four

@@ -19,6 +19,7 @@ the state has moved the resistivity of some cell by more than half the read nois
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,18 @@ def film_mesh(p: FilmPreset, n_contacts: int) -> FilmMesh:
         shift = int(round(p.contact_offset_fraction * 4 * n / n_contacts))
         contacts = [Contact(c.start + shift, c.stop + shift) for c in contacts]
     return FilmMesh(n, p.side_m, p.thickness_m, contacts)
+
+
+@dataclass
+class _Owed:
+    """Relaxation owed to the texture: at the present field for ``tau``, after earlier fields."""
+
+    T: np.ndarray  # the field it is owed at now
+    off_map: float  # max|q − q_map| when it began
+    from_rest: float  # max|q − q_rest| when it began
+    tau: float = 0.0  # seconds at T
+    kt: np.ndarray | None = None  # Σ k·τ per cell of the fields left behind
+    kt_max: float = 0.0  # Σ max(k)·τ of them
 
 
 class FilmArray:
@@ -98,9 +111,7 @@ class FilmArray:
         self._T_ambient = np.full(C, p.ambient_K)  # the one cooled field (kept: see _at_temperature)
         self._T_ambient.flags.writeable = False
         self._power_kept: tuple | None = None
-        # relaxation owed to q (see _owe): [field, seconds at it, Σ k·τ of earlier fields (per
-        # cell) or None, Σ max(k)·τ of them, max|q − q_map| and max|q − q_rest| when it began]
-        self._owed: list | None = None
+        self._owed: _Owed | None = None  # relaxation owed to q (see _owe)
 
     # -- the texture: relaxation owed while nothing reads q, applied in closed form --------
     @property
@@ -121,11 +132,10 @@ class FilmArray:
         """Apply the relaxation owed. Relaxing toward q_rest at a rate k(T(t)) of each cell's own
         is dq/dt = −k(t)(q − q_rest): q − q_rest shrinks by exp(−∫k dt), with ∫k dt = Σ k(T_i)·τ_i
         over the fields it stood at, exactly (the rates do not depend on q)."""
-        T, tau, K, _, _, _ = self._owed
-        self._owed = None
-        kt = self._rate(T) * tau
-        if K is not None:
-            kt += K
+        owed, self._owed = self._owed, None
+        kt = self._rate(owed.T) * owed.tau
+        if owed.kt is not None:
+            kt += owed.kt
         if float(kt.max(initial=0.0)) > 1e-15:
             self._q = self.q_rest + (self._q - self.q_rest) * np.exp(-kt)[:, None]
 
@@ -149,22 +159,22 @@ class FilmArray:
         if owed is None:
             q, q0 = self._q, (self._map_state[0] if self._map_state is not None else None)
             off_map = float(np.abs(q - q0).max()) if q0 is not None and q.size else 0.0
-            owed = self._owed = [self.T, 0.0, None, 0.0, off_map, float(np.abs(q - self.q_rest).max()) if q.size else 0.0]
-        elif owed[0] is not self.T:
-            T_left, tau = owed[0], owed[1]
-            if tau > 0:
-                k = self._rate(T_left)
-                owed[2] = k * tau if owed[2] is None else owed[2] + k * tau
-                owed[3] += float(k.max(initial=0.0)) * tau
-            owed[0], owed[1] = self.T, 0.0
-        owed[1] += dt
-        return owed[5] * -np.expm1(-k_max * dt) * (1 + 1e-12)
+            owed = self._owed = _Owed(self.T, off_map, float(np.abs(q - self.q_rest).max()) if q.size else 0.0)
+        elif owed.T is not self.T:
+            if owed.tau > 0:
+                k = self._rate(owed.T)
+                owed.kt = k * owed.tau if owed.kt is None else owed.kt + k * owed.tau
+                owed.kt_max += float(k.max(initial=0.0)) * owed.tau
+            owed.T, owed.tau = self.T, 0.0
+        owed.tau += dt
+        return owed.from_rest * -np.expm1(-k_max * dt) * (1 + 1e-12)
 
     def _owed_off_map(self) -> float:
         """A bound of max|q − q_map| with the relaxation owed applied (|q − q_start| ≤
         |q_start − q_rest|·(1 − exp(−Σ max(k)·τ)) cell by cell)."""
-        _, tau, _, kt_max, off_map, from_rest = self._owed
-        kt = kt_max + self._k_max() * tau
+        owed = self._owed
+        off_map, from_rest = owed.off_map, owed.from_rest
+        kt = owed.kt_max + self._k_max() * owed.tau
         return (off_map + from_rest * -np.expm1(-kt)) * (1 + 1e-12) + 4 * np.spacing(max(off_map, from_rest, 1.0))
 
     # -- the interface SimulatedBench uses ---------------------------------------------
@@ -300,16 +310,16 @@ class FilmArray:
         dq = 0.0
         self._moving = r is not None
         if r is not None:
-            k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, p) * self.mobility)
+            k = self._rate(self.T)
             q_new = texture.step_order(self.q, qt, r, k, self.q_rest, dt)
             dq = float(np.abs(q_new - self.q).max()) if self.q.size else 0.0
             self.q = q_new
         elif p.relax_attempt_Hz > 0 and self.owe_relaxation:  # pinned everywhere: relaxation only, owed
             dq = self._owe(dt)
         elif p.relax_attempt_Hz > 0:
-            k = self._at_temperature("relax", lambda: texture.relax_rate(self.T, p) * self.mobility)
+            k = self._rate(self.T)
             # (max(k·dt) is max(k)·dt exactly: rounding is monotone)
-            if self._at_temperature("relax_max", lambda: float(k.max())) * dt > 1e-15:
+            if self._k_max() * dt > 1e-15:
                 decay = self._at_temperature(("decay", dt), lambda: np.exp(-(k * dt))[:, None])
                 q_new = self.q_rest + (self.q - self.q_rest) * decay
                 dq = float(np.abs(q_new - self.q).max())
