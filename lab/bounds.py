@@ -107,8 +107,13 @@ class DeviceBounds:
         ra, cb = self.bipartite
         mr, mc = m[ra], m[cb]
         out = np.zeros(self.n_lines)
-        np.add.at(out, ra, g * (cb.size * mr + float(mc.sum())))
-        np.add.at(out, cb, g * (ra.size * mc + float(mr.sum())))
+        row_i, col_i = g * (cb.size * mr + float(mc.sum())), g * (ra.size * mc + float(mr.sum()))
+        if self._disjoint:  # each line once: a plain store is the sum (0 + x), without add.at's loop
+            out[ra] = row_i
+            out[cb] = col_i
+        else:
+            np.add.at(out, ra, row_i)
+            np.add.at(out, cb, col_i)
         return out
 
     def line_currents_fast(self, line_v: np.ndarray, g: float) -> tuple[np.ndarray, float] | None:

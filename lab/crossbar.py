@@ -177,13 +177,26 @@ class Crossbar:
         for bus in self.layout.buses:
             self.act.set_level(bus, 0.0)
 
-    def _target(self, route: Route) -> set[str]:
+    def _target(self, route: Route, moved: Iterable[int] | None = None) -> set[str]:
         """The crosspoints of ``route``: from the last route's by the lines that changed (a read
-        moves one line of 2N per configuration), else formatted afresh."""
+        moves one line of 2N per configuration), else formatted afresh. ``moved``: lines outside
+        which ``route`` is the last route (the caller knows; then only they are compared)."""
         xp = self.layout.crosspoint
         last = self._last_target
         if last is None:
             target = {xp[(bus, line)] for line, bus in route.items()}
+        elif moved is not None:
+            old, target = last  # (both kept for the next call alone: updated in place)
+            for line in moved:
+                was, now = old.get(line), route.get(line)
+                if was != now:
+                    if was is not None:
+                        target.discard(xp[(was, line)])
+                        del old[line]
+                    if now is not None:
+                        target.add(xp[(now, line)])
+                        old[line] = now
+            return target
         else:
             old, target = last[0], set(last[1])
             for line, bus in old.items() - route.items():  # (set operations on the items, in C)
@@ -193,9 +206,10 @@ class Crossbar:
         self._last_target = (dict(route), target)
         return target
 
-    def configure(self, route: Route, levels: dict[str, float]) -> None:
-        """Route lines onto buses (cold), then set the bus levels; unlisted buses stay at 0 V."""
-        target = self._target(route)
+    def configure(self, route: Route, levels: dict[str, float], moved: Iterable[int] | None = None) -> None:
+        """Route lines onto buses (cold), then set the bus levels; unlisted buses stay at 0 V.
+        ``moved``: the lines outside which ``route`` is the last one configured, if known."""
+        target = self._target(route, moved)
         if not self.act.closed_exactly(target):
             self.zero()
             self.act.switch(target)
@@ -413,13 +427,26 @@ class Crossbar:
         # other line: it is measured the first time the line is driven and reused for every
         # configuration and device it drives. A floating read's current depends on the pair.
         drive_v: dict[int, float] = {}
+        groundable = set(self._groundable)
+        route: Route = {}
+        last: ReadConfig | None = None
         for c in configs:
-            route: Route = {c.drive: drive}
-            for bus, line in c.sense:
-                route[line] = bus
-            if guarded:
-                self._ground_rest(route)
-            self.configure(route, {drive: v_read})
+            if guarded and last is not None and last.sense == c.sense and last.drive != c.drive:
+                # the next drive line of a sense group: the last one goes back to the guard
+                del route[last.drive]
+                if last.drive in groundable:
+                    route[last.drive] = self.guard_bus
+                route[c.drive] = drive
+                moved: tuple[int, ...] | None = (last.drive, c.drive)
+            else:
+                route = {c.drive: drive}
+                for bus, line in c.sense:
+                    route[line] = bus
+                if guarded:
+                    self._ground_rest(route)
+                moved = None
+            last = c
+            self.configure(route, {drive: v_read}, moved)
             what = f"the read driven from line {names[c.drive]}"
             v_drive = drive_v.get(c.drive) if guarded else None
             if v_drive is None:

@@ -75,6 +75,7 @@ class SafetyGuard:
         self._dev_a = lay.devices[:, 0]
         self._bounds = DeviceBounds(lay.devices[:, 0], lay.devices[:, 1], len(lay.lines))
         self.closed = ClosedRelays(self._owner.__getitem__, self.bus_index, len(lay.lines))
+        self._bus_lines: tuple[tuple[int, str], np.ndarray] | None = None  # (relays, bus): its lines
         self.scope: Scope = "idle"
         self.reset_state()
 
@@ -143,6 +144,24 @@ class SafetyGuard:
         if present:
             self._line_v = v.copy()
             self._line_v.flags.writeable = False
+        return v
+
+    def _line_voltages_with(self, bus: str, volts: float) -> np.ndarray:
+        """:meth:`line_voltages` with ``bus`` at ``volts`` and the other levels as they are: the
+        present ones with that bus's lines changed (a read asks at every level it sets)."""
+        routed = self.closed.routed()
+        if routed is None:
+            levels = dict(self.levels)
+            levels[bus] = volts
+            return self.line_voltages(levels)
+        v = self.present_line_voltages().copy()
+        if self.outputs[bus]:
+            key = (self.closed.version, bus)
+            hit = self._bus_lines
+            if hit is None or hit[0] != key:
+                lines, bus_of = routed[:2]
+                hit = self._bus_lines = (key, lines[bus_of == self.bus_index[bus]])
+            v[hit[1]] = volts
         return v
 
     def present_line_voltages(self) -> np.ndarray:
@@ -260,9 +279,7 @@ class SafetyGuard:
                               f"±{self.v_line_max} V ({self._v_line_why})")
         if volts != 0.0 and not self.outputs[bus]:
             raise SafetyError(f"buses.{bus}", "a level is only set with the output on (outputs turn on at 0 V)")
-        levels = dict(self.levels)
-        levels[bus] = volts
-        vmax = self._check_devices(self.line_voltages(levels), f"bus {bus} at {volts} V")
+        vmax = self._check_devices(self._line_voltages_with(bus, volts), f"bus {bus} at {volts} V")
         self._pending = (bus, volts, vmax > self.limits.v_read_max_V + TOL)
 
     def check_pulse(self, bus: str, volts: float, width_s: float) -> None:

@@ -42,6 +42,7 @@ class UnitResponses:
         self._g_key: Hashable = None  # the caller's name of the conductances last checked
         self._plain: tuple[Hashable, dict[int, np.ndarray]] | None = None  # configurations not keyed
         self.solved = 0  # fields solved for (the rest were kept ones)
+        self._key_memo: tuple[tuple, dict[int, tuple]] | None = None  # (circuit's keys, bus → key)
 
     def clear(self) -> None:
         self._fields.clear()
@@ -74,7 +75,7 @@ class UnitResponses:
         if keys is None:
             return self._unkeyed(circuit, G, wiring_key, buses)
         L = circuit.n_lines
-        want = list(zip(buses, _keys(keys, buses)))
+        want = list(zip(buses, self._keys(keys, buses)))
         missing = [i for i, k in want if k not in self._fields]
         if missing:
             u = circuit.unit_responses(G, missing)
@@ -100,7 +101,19 @@ class UnitResponses:
         keys = circuit.adjoint_keys()
         if keys is None:
             return []
-        return [i for i, k in zip(buses, _keys(keys, buses)) if k in self._fields]
+        return [i for i, k in zip(buses, self._keys(keys, buses)) if k in self._fields]
+
+    def _keys(self, keys: tuple[np.ndarray, bytes], buses: Sequence[int]) -> list[tuple]:
+        """``_keys`` of these buses, kept while the circuit's keys are the same object (one
+        configuration: a reading and its noise verdict ask for them again)."""
+        hit = self._key_memo
+        if hit is None or hit[0] is not keys:
+            hit = self._key_memo = (keys, {})
+        memo = hit[1]
+        missing = [i for i in buses if i not in memo]
+        if missing:
+            memo.update(zip(missing, _keys(keys, missing)))
+        return [memo[i] for i in buses]
 
     def _unkeyed(self, circuit: Circuit, G: np.ndarray, wiring_key: Hashable, buses: Sequence[int]) -> np.ndarray | None:
         """Outside the keyed configurations: fields kept while the wiring stands."""

@@ -20,6 +20,7 @@ from .array import DeviceArray
 from .blas import single_thread_for
 from .circuit import Circuit, CircuitSolution, Source
 from .clock import VirtualClock
+from .kept_solutions import KeptSolutions
 from .presets import DevicePreset, FilmPreset, load_preset
 from .read_noise import MARGIN_SIGMAS, current_change, current_sigmas
 from .thinfilm import FilmArray
@@ -83,9 +84,12 @@ class SimulatedBench:
         self.circuit = Circuit(topology, self._sources)
         # channel → its circuit link, built once: a read reconfigures hundreds of times
         bus_index = self.circuit.bus_index
-        self._link_row = {ch: k for k, ch in enumerate(self.crosspoints)}
-        self._link_table = np.array([(bus_index[bus], topology.line_index(line))
-                                     for bus, line in self.crosspoints.values()], dtype=float).reshape(-1, 2)
+        # (in the channels' sorted order: the link order the passive sums follow)
+        by_name = sorted(self.crosspoints)
+        self._link_rank = {ch: k for k, ch in enumerate(by_name)}
+        self._link_table = np.array([(bus_index[self.crosspoints[ch][0]], topology.line_index(self.crosspoints[ch][1]))
+                                     for ch in by_name], dtype=float).reshape(-1, 2)
+        self._closed_mask = np.zeros(len(by_name), bool)  # by rank: the closed set, kept in step
         self._closed: set[str] = set()
         self.relay_operations = 0
         self.hot_switches = 0
@@ -95,8 +99,12 @@ class SimulatedBench:
         self._cached: tuple[tuple[int, int], CircuitSolution] | None = None
         self._solved: _Solved | None = None  # the last solve, which may be carried (solve_now)
         self._noise_scales: tuple | None = None  # (solution, noise key, how readings carry the noise, s by bus)
+        self._noise_key: tuple = (None, None)  # (preset, its read noise parameters)
         # the read noise's adjoint fields of single buses, kept across relay configurations
         self._adjoints = UnitResponses(capacity=2 * topology.n_lines + 2 * len(buses))
+        # node voltages by what pins the lines, kept across relay configurations (a guarded
+        # read drives each line once per sense group)
+        self._kept = KeptSolutions(capacity=2 * topology.n_lines + 2 * len(buses))
         self._wiring_version = 0  # relays and outputs: what unkeyed unit responses depend on
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()
@@ -125,6 +133,7 @@ class SimulatedBench:
             self._chunk_hint = float(state["chunk_hint"])
             self._cached = self._noise_scales = self._solved = None
             self._adjoints.clear()
+            self._kept.clear()
 
     # -- sources -------------------------------------------------------------
     def _source(self, bus: str) -> Source:
@@ -224,6 +233,7 @@ class SimulatedBench:
             self._closed.update(changed)
         else:
             self._closed.difference_update(changed)
+        self._closed_mask[np.fromiter(map(self._link_rank.__getitem__, changed), np.intp, len(changed))] = close
         self._relays_dirty = True
         self._wiring_version += 1
         self._changed()
@@ -247,9 +257,8 @@ class SimulatedBench:
     # -- circuit -------------------------------------------------------------
     def _configure(self) -> None:
         if self._relays_dirty:
-            closed = sorted(self._closed)  # (the link order the passive sums follow)
-            rows = np.fromiter(map(self._link_row.__getitem__, closed), np.intp, len(closed))
-            links = np.empty((len(closed), 3))
+            rows = np.flatnonzero(self._closed_mask)  # the closed channels in sorted order
+            links = np.empty((rows.size, 3))
             links[:, :2] = self._link_table[rows]
             links[:, 2] = self.contact_resistance_ohm
             self.circuit.configure(links)
@@ -288,7 +297,8 @@ class SimulatedBench:
         what the physics integrates (a write's own chunks re-solve only after a 2 % change),
         and a reading adds the first-order change of its bus current (``_drift_current``), the
         same Tellegen expansion its read noise is carried by, so only a term of order DRIFT²
-        is left out."""
+        is left out. A new configuration that holds every line as one solved before (a drive
+        line in the next sense group) takes that one's node voltages (``kept_solutions``)."""
         with self.lock:
             self._configure()
             key = (self._config_version, self.array.version)
@@ -300,10 +310,37 @@ class SimulatedBench:
             if solved is not None and solved.config == key[0] and self.carry_drift and self._carries(G):
                 sol = solved.sol
             else:
-                sol = self.circuit.solve(G)
-                self._solved = _Solved(*key, G, sol)  # (G: a fresh array per state, never written)
+                sol = self._recalled(G, key)
+                if sol is None:
+                    sol = self.circuit.solve(G)
+                    self._solved = _Solved(*key, G, sol)  # (G: a fresh array per state, never written)
+                    if self.recall_solutions and not any(sol.in_compliance.values()):
+                        v = np.concatenate([sol.line_v, np.fromiter(sol.bus_v.values(), float)])
+                        self._kept.put(self.circuit.pin_key(), G, key[1], v, sol.structured)
             self._cached = (key, sol)
             return sol
+
+    # False: every configuration is solved (the reference for the solutions kept across them)
+    recall_solutions = True
+
+    def _recalled(self, G: np.ndarray, key: tuple[int, int]) -> CircuitSolution | None:
+        """This configuration's solution from node voltages another with the same pin key was
+        solved for (``kept_solutions``): exact at the conductances they were solved at, carried
+        within DRIFT of them as a configuration's own solution is; None if there is none."""
+        if not self.recall_solutions or not self._skip_unchanged_solves:
+            return None
+        got = self._kept.get(self.circuit.pin_key(), G, key[1])
+        if got is None:
+            return None
+        hit, exact = got
+        sol = self.circuit.solution_from(hit.G, hit.v, hit.structured)
+        if sol is None:
+            return None
+        self._solved = _Solved(*key, G, sol) if exact else _Solved(key[0], hit.version, hit.G, sol)
+        if not exact and not (self.carry_drift and self._carries(G)):
+            return None
+        self._kept.recalled += 1
+        return sol
 
     def _carries(self, G: np.ndarray) -> bool:
         """Whether the configuration's solution may stand for conductances G: none moved by
@@ -426,8 +463,10 @@ class SimulatedBench:
         sol = self.solve_now()
         # the solution, and the read noise of the preset (a swapped one may change σ): a carried
         # solution keeps its σ, as the unit responses are kept (``adjoints``: within ~2·DRIFT)
-        p = self.array.preset
-        key = (getattr(p, "read_noise_window", None), getattr(p, "read_noise_rel", None))
+        p = self.array.preset  # (frozen: its noise key is asked once per preset object)
+        if self._noise_key[0] is not p:
+            self._noise_key = (p, (getattr(p, "read_noise_window", None), getattr(p, "read_noise_rel", None)))
+        key = self._noise_key[1]
         hit = self._noise_scales
         if hit is None or hit[0] is not sol or hit[1] != key:
             hit = self._noise_scales = (sol, key, *self._noise_verdict(sol))

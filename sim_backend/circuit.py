@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -56,12 +57,17 @@ class CircuitSolution:
     line_v: np.ndarray  # (n_lines,) V
     bus_current: dict[str, float]  # A, positive = out of the source into the circuit
     device_v: np.ndarray  # (D,) V across each device, V[a] − V[b]
-    device_i: np.ndarray  # (D,) A from line a to line b
+    G: np.ndarray  # (D,) S, the conductances solved at (read-only, or this solution's own)
     in_compliance: dict[str, bool]
     bus_v: dict[str, float] = field(default_factory=dict)  # terminal voltage of each bus, V
     link_current: np.ndarray = field(default_factory=lambda: np.zeros(0))  # A bus→line; NaN if 0 Ω
     fast_path: bool = False
     structured: bool = False  # solved by the iterative structured solve, not the dense one
+
+    @cached_property
+    def device_i(self) -> np.ndarray:
+        """(D,) A from line a to line b: formed when asked (a read's solutions rarely are)."""
+        return self.G * self.device_v
 
 
 class _UnionFind:
@@ -104,6 +110,7 @@ class Circuit(StructuredSolve):
                            and np.array_equal(dev[:, 1], np.tile(np.arange(n, 2 * n), n)))
         self._dev_lines = (dev[:, 0].astype(np.intp), dev[:, 1].astype(np.intp))
         self._index_kept: dict[bytes, list] = {}  # device terms' places in the dense blocks, by structure
+        self._layouts_kept: dict[tuple, tuple] = {}  # ``_layout``'s answers, by structure
         self.configure([])
 
     @property
@@ -132,6 +139,7 @@ class Circuit(StructuredSolve):
         else:  # no 0 Ω link: every node is its own group, in order (as np.unique would number them)
             group = np.arange(L + B)
         self.group = group.astype(np.intp)
+        self._groups_key = self.group.tobytes() if merged else None  # None: every node its own group
         self.n_groups = n = int(group.max()) + 1 if group.size else 0
         link_bus = self.group[L + link_bus_i]
         link_line = self.group[link_line_i]
@@ -271,6 +279,13 @@ class Circuit(StructuredSolve):
         hit = self._mode_cache.get(modes)
         if hit is not None:
             return hit
+        # a function of the node groups, the modes and the series resistances alone: kept across
+        # relay changes that keep them (a guarded read's every configuration)
+        kept_key = (self._groups_key, modes, tuple(s.resistance_ohm for s in self.sources.values()))
+        hit = self._layouts_kept.get(kept_key)
+        if hit is not None:
+            self._mode_cache[modes] = hit
+            return hit
         L = self.n_lines
         pinned: dict[int, int] = {}  # group -> bus index of the pinning source
         r_eff = {}
@@ -296,6 +311,9 @@ class Circuit(StructuredSolve):
         pin_bus = np.array([pinned[g] for g in pin_groups.tolist()], dtype=np.intp)  # the source of each
         out = (pinned, r_eff, pin_groups, free, all_lines_pinned, devices_at_pins, pin_bus)
         self._mode_cache[modes] = out
+        if len(self._layouts_kept) >= 16:
+            self._layouts_kept.pop(next(iter(self._layouts_kept)))
+        self._layouts_kept[kept_key] = out
         return out
 
     def _flat_blocks(self, modes: tuple, free: np.ndarray, pin_groups: np.ndarray) -> tuple:
@@ -443,17 +461,57 @@ class Circuit(StructuredSolve):
             g = self.group[L + i]
             src_diag[g] += 1.0 / r
             inject[g] += self.sources[self.bus_names[i]].level_V / r
-
-        ga, gb = self._dev_ga, self._dev_gb
-        fast = all_pinned  # devices then touch no free node: no device Laplacian needed
         structured = False
         if free.size:
             v[free], structured = self._free_voltages(G, modes, v, inject[free], src_diag[free], sourced)
+        return self._solution(G, modes, forced, v, structured)
+
+    def pin_key(self) -> bytes | None:
+        """What the node voltages depend on besides the conductances, where that is simply said:
+        in the configurations of ``adjoint_keys`` (every line on at most one source in voltage
+        mode without series resistance, through a contact of its own), the level each line's
+        source holds and its contact, the outputs and levels of the buses, not which bus holds
+        which line. A guarded read drives each line once per sense group with every other line
+        at 0 V: the same key, so the same node voltages (``solution_from``). None otherwise."""
+        keys = self.adjoint_keys()
+        if keys is None or any(s.output and s.resistance_ohm > 0.0 for s in self.sources.values()):
+            return None
+        on_line, r_bytes = keys
+        levels = np.array([s.level_V if s.output else np.nan for s in self.sources.values()] + [np.nan])
+        return levels.tobytes() + levels[on_line].tobytes() + r_bytes  # (on_line −1: no source, NaN)
+
+    def solution_from(self, G: np.ndarray, v: np.ndarray, structured: bool) -> CircuitSolution | None:
+        """The solution at conductances G of the present configuration whose node-group voltages
+        are v, solved in another configuration of the same ``pin_key`` at the same G: bit for
+        bit what ``solve(G)`` gives here (its free block, right-hand side and iteration are the
+        same numbers: a line's one link enters them as its contact and its source's level,
+        whichever bus that is), the bus currents summed over this configuration's links. None
+        if a source would exceed its compliance (``solve`` then finds the limit)."""
+        G = np.asarray(G, dtype=np.float64)
+        modes = tuple("V" if self.sources[b].output else "off" for b in self.bus_names)
+        sol, currents, _ = self._solution(G, modes, {}, v.copy(), structured)
+        for i, b in enumerate(self.bus_names):
+            s = self.sources[b]
+            if modes[i] == "V" and (s.compliance_A <= 0 or abs(currents[i]) / s.compliance_A - 1.0 > 1e-9):
+                return None
+        return sol
+
+    def _solution(self, G, modes, forced, v, structured):
+        """The solution and bus currents from the node-group voltages v (n,), free ones solved."""
+        L = self.n_lines
+        n = self.n_groups
+        pinned, r_eff, pin_groups, free, all_pinned, devices_at_pins, pin_bus = self._layout(modes)
+        sourced = bool(forced or r_eff)
+        ga, gb = self._dev_ga, self._dev_gb
+        fast = all_pinned  # devices then touch no free node: no device Laplacian needed
         line_v = v[self.group[:L]]
         device_v = self.device_differences(v)
-        device_i = G * device_v
+        if G.flags.writeable:  # (a caller's array it may write into after: not kept)
+            G = G.copy()
+            G.flags.writeable = False
         # net current leaving each group through passive elements (only the pinned groups' is used)
         if devices_at_pins:
+            device_i = G * device_v
             out = np.bincount(ga, weights=device_i, minlength=n) - np.bincount(gb, weights=device_i, minlength=n)
             out += self.leak_S * self._counts * v
         else:
@@ -483,7 +541,7 @@ class Circuit(StructuredSolve):
             line_v=line_v,
             bus_current=dict(zip(self.bus_names, currents.tolist())),
             device_v=device_v,
-            device_i=device_i,
+            G=G,
             in_compliance={b: m == "I" for b, m in zip(self.bus_names, modes)},
             bus_v=bus_v,
             link_current=link_i,

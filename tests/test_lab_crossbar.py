@@ -17,6 +17,7 @@ from lab.errors import ConfigError
 from lab.crossbar import ComplianceHit, Crossbar, plan_floating_reads, plan_guarded_reads
 from lab.safety import GuardedActuator, SafetyGuard
 from conftest import film_bench_dict
+from test_lab_safety import paper
 
 SIGMA = 0.03 * 2e-6  # film-amr read noise: 3 % of the 2 µS window
 
@@ -51,18 +52,43 @@ def test_guarded_plan_reads_every_device_once_with_four_relay_changes_per_step(c
     for c in plan:  # a target is always a device between the drive line and its sense line
         for _, line, d in c.targets:
             assert {c.drive, line} == set(cfg.layout.devices[d].tolist())
-    pb = PaperBench(cfg)
-    guard = SafetyGuard(cfg)
-    pb.guard = guard
-    act = GuardedActuator(guard, pb, pb.timing)
-    xbar = Crossbar(act, cfg)
-    xbar.prepare()
+    _, guard, act, xbar = paper(cfg)
     with guard.scoped("read"):
         xbar.read_matrix(None, 0.1)
     n_sense = len(cfg.layout.by_role("sense"))
     assert len(plan) <= len(devices) / n_sense * 1.3 + 8
     # drive-line steps cost 4 relay operations; sense groups change a few times
     assert act.relay_operations < 4.6 * len(plan) + 2 * len(cfg.layout.lines)
+
+
+@pytest.mark.parametrize("cfg", [film_config(12), crossbar_config()], ids=["film12", "crossbar8"])
+def test_a_guarded_read_closes_exactly_each_planned_configuration(cfg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within a sense group a read routes only the change of drive line (the rest of the route
+    stands): the relays closed at each configuration are still exactly its route, the drive
+    line on the drive bus, the group on the sense buses and every other line on the guard."""
+    lay = cfg.layout
+    drive, guard_bus = lay.by_role("drive")[0], lay.by_role("guard")[0]
+    groundable = [k for k in range(len(lay.lines)) if k not in lay.forbidden]
+    plan = plan_guarded_reads(cfg, list(range(len(lay.devices))))
+    want = []
+    for c in plan:
+        route = {line: guard_bus for line in groundable}
+        route.update({line: bus for bus, line in c.sense})
+        route[c.drive] = drive
+        want.append({lay.crosspoint[(bus, line)] for line, bus in route.items()})
+    _, guard, act, xbar = paper(cfg)
+    seen, moved, configure = [], [], xbar.configure
+
+    def spy(route, levels, change=None):  # noqa: ANN001, ANN202
+        configure(route, levels, change)
+        seen.append(set(act.closed))
+        moved.append(change is not None)
+
+    monkeypatch.setattr(xbar, "configure", spy)
+    with guard.scoped("read"):
+        xbar.read_matrix(None, 0.1)
+    assert len(seen) == len(want) and all(s == w for s, w in zip(seen, want))
+    assert sum(moved) == sum(a.sense == b.sense for a, b in zip(plan, plan[1:])) > 0  # routed by the change
 
 
 def test_floating_plan_connects_only_the_pair() -> None:

@@ -250,6 +250,11 @@ def test_line_voltages_and_current_bounds_match_a_loop_over_the_relays(crossbar_
             other = {b: 0.3 for b in lay.buses}
             ref_other = np.where(np.isnan(ref), np.nan, 0.3)
             assert np.array_equal(g.line_voltages(other), ref_other, equal_nan=True)
+            for bus in lay.buses:  # one level changed, as a level check asks
+                ref_one = ref.copy()
+                if g.outputs[bus]:
+                    ref_one[[owner[xp][1] for xp in g.closed if owner[xp][0] == bus]] = -0.25
+                assert np.array_equal(g._line_voltages_with(bus, -0.25), ref_one, equal_nan=True)
             dv = _reference_bound(g, ref)
             per_line = np.bincount(lay.devices[:, 0], dv * g.limits.g_max_expected_S, len(lay.lines)) + \
                 np.bincount(lay.devices[:, 1], dv * g.limits.g_max_expected_S, len(lay.lines))
@@ -387,6 +392,15 @@ def test_the_loose_line_currents_bound_the_exact_ones_and_alone_clear_a_guarded_
         v[rng.random(n_lines) < rng.random()] = np.nan
         loose, exact = g._bounds.line_currents_loose(v, gmax), g._bounds.line_currents(v, gmax)
         assert np.all(loose >= exact * (1 - 1e-12)), trial
+        if np.isnan(v).all():  # nothing driven: nothing flows
+            assert not loose.any()
+            continue
+        m = np.fmax(np.abs(np.fmax(v, np.nanmin(v))), np.abs(np.fmin(v, np.nanmax(v))))
+        ra, cb = g._bounds.bipartite  # the bound as stated, summed device by device's line
+        ref = np.zeros(n_lines)
+        np.add.at(ref, ra, gmax * (cb.size * m[ra] + m[cb].sum()))
+        np.add.at(ref, cb, gmax * (ra.size * m[cb] + m[ra].sum()))
+        assert np.array_equal(loose, ref), trial
     by_line = {}
     for xp, (bus, line) in lay.owner.items():
         by_line.setdefault(line, {})[bus] = xp
@@ -463,3 +477,25 @@ def test_the_paper_bench_readings_follow_the_guard_state() -> None:
                 lines = sorted(lay.owner[xp][1] for xp in g.closed if lay.owner[xp][0] == bus)  # line order
                 want = float(out[lines].sum()) if lines else 0.0
                 assert paper.measure(bus).current == want
+
+
+def test_the_twin_links_its_closed_relays_in_channel_name_order() -> None:
+    """The circuit's passive sums follow its links' order, the closed channels' sorted names: a
+    closed set kept in step with each relay change gives that order, whatever the wiring's."""
+    from sim_backend import SimulatedBench
+
+    topo = crossbar(5)
+    buses = ("drive", "sense", "guard")
+    rng = np.random.default_rng(4)
+    pairs = [(b, line) for b in buses for line in topo.line_names]
+    xp = {f"{rng.integers(10**6):06d}:{b}:{line}": (b, line) for b, line in (pairs[i] for i in rng.permutation(len(pairs)))}
+    bench = SimulatedBench(topo, "crossbar-sot", buses=buses, crosspoints=xp, seed=1)
+    names = list(xp)
+    assert names != sorted(names)
+    idx = bench.circuit.bus_index
+    for _ in range(30):
+        bench.close([c for c in names if rng.random() < 0.3])
+        bench.open([c for c in names if rng.random() < 0.3])
+        bench.solve_now()
+        want = [(idx[xp[c][0]], topo.line_index(xp[c][1]), bench.contact_resistance_ohm) for c in sorted(bench.closed())]
+        assert bench.circuit.links == want
