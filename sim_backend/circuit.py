@@ -478,7 +478,8 @@ class Circuit(StructuredSolve):
             return None
         on_line, r_bytes = keys
         levels = np.array([s.level_V if s.output else np.nan for s in self.sources.values()] + [np.nan])
-        return levels.tobytes() + levels[on_line].tobytes() + r_bytes  # (on_line −1: no source, NaN)
+        # (on_line −1: no source, NaN); and which solve gives the voltages
+        return levels.tobytes() + levels[on_line].tobytes() + r_bytes + bytes([self.structured])
 
     def solution_from(self, G: np.ndarray, v: np.ndarray, structured: bool) -> CircuitSolution | None:
         """The solution at conductances G of the present configuration whose node-group voltages
