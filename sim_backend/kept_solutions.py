@@ -6,12 +6,13 @@ depend on the level each line is held at and on the contacts, not on which 0 V b
 (``Circuit.pin_key``), so a drive line recurs with the same voltages in every sense group: N/S
 times at crossbar N with S sense buses. A configuration whose key was solved at the present
 conductances takes those voltages and sums its own bus currents over its own links
-(``Circuit.solution_from``): bit for bit its own solve, for ~1/10 of the cost at N = 256.
+(``Circuit.solution_from``): bit for bit its own solve, for about a fifth of its cost at N = 256.
 
 Solutions are kept only where they were solved at the reference conductances (bit for bit):
-the state a read stands in. While the conductances stay within ``DRIFT`` of it (relaxation showing in float32,
-read disturb), a kept solution is carried as a configuration's own is (``SimulatedBench.solve_now``:
-the first-order change of a current added); past that, everything kept is dropped.
+the state a read stands in. While the conductances stay within ``DRIFT`` of it (relaxation
+showing in float32, read disturb), a kept solution is carried as a configuration's own is
+(``SimulatedBench.solve_now``: the first-order change of a current added); past that,
+everything kept is dropped.
 """
 from __future__ import annotations
 
