@@ -28,6 +28,7 @@ from .topology import Topology
 
 _CHUNK_CHANGE = 0.02  # state change per chunk before a floating circuit is re-solved
 TIMELINE_MAX = 100_000  # level changes the applied timeline keeps (the oldest drop out)
+KEPT_OWN_BYTES = 32 << 20  # most the solutions kept across configurations hold in conductances
 
 
 @dataclass
@@ -104,7 +105,8 @@ class SimulatedBench:
         self._adjoints = UnitResponses(capacity=2 * topology.n_lines + 2 * len(buses))
         # node voltages by what pins the lines, kept across relay configurations (a guarded
         # read drives each line once per sense group)
-        self._kept = KeptSolutions(capacity=2 * topology.n_lines + 2 * len(buses))
+        kept = 2 * topology.n_lines + 2 * len(buses)
+        self._kept = KeptSolutions(kept, keep_own=8 * topology.n_devices * kept <= KEPT_OWN_BYTES)
         self._wiring_version = 0  # relays and outputs: what unkeyed unit responses depend on
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()

@@ -8,11 +8,14 @@ times at crossbar N with S sense buses. A configuration whose key was solved at 
 conductances takes those voltages and sums its own bus currents over its own links
 (``Circuit.solution_from``): bit for bit its own solve, for about a fifth of its cost at N = 256.
 
-Solutions are kept only where they were solved at the reference conductances (bit for bit):
-the state a read stands in. While the conductances stay within ``DRIFT`` of it (relaxation
-showing in float32, read disturb), a kept solution is carried as a configuration's own is
-(``SimulatedBench.solve_now``: the first-order change of a current added); past that,
-everything kept is dropped.
+Solutions are kept while the conductances stay within ``DRIFT`` of a reference state, the one a
+read stands in (relaxation showing in float32 and read disturb move them by less); past that,
+everything kept is dropped. A kept solution is exact at the conductances it was solved at and
+carried within DRIFT of them as a configuration's own is (``SimulatedBench.solve_now``: the
+first-order change of a current added). Each keeps the conductances it was solved at: the
+reference's own where they are those to the bit, else a copy of its own, only for arrays small
+enough that a copy per solution costs little (a film's 595 pairs, whose read disturb moves them
+at every reading; not a large crossbar's N²).
 """
 from __future__ import annotations
 
@@ -36,8 +39,9 @@ class KeptSolution:
 class KeptSolutions:
     """Node voltages by ``Circuit.pin_key``, least recently used dropped first."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, keep_own: bool = False) -> None:
         self.capacity = int(capacity)
+        self.keep_own = keep_own  # whether solutions at conductances off the reference are kept
         self._kept: OrderedDict[bytes, KeptSolution] = OrderedDict()
         self._ref: KeptSolution | None = None  # the reference conductances (its v unused)
         self._checked: Hashable = None  # the last version checked against them
@@ -80,16 +84,19 @@ class KeptSolutions:
         if hit is None:
             return None
         self._kept.move_to_end(key)
-        return hit, self._same
+        return hit, hit.version == version or (self._same and hit.G is self._ref.G)
 
     def put(self, key: bytes | None, G: np.ndarray, version: Hashable, v: np.ndarray, structured: bool) -> None:
-        """Keep v under ``key`` if it was solved at the reference conductances themselves."""
+        """Keep v, solved at conductances G (named ``version``), under ``key``."""
         if key is None:
             return
         self._check(G, version)
-        if not self._same:
+        if self._same:
+            self._kept[key] = KeptSolution(self._ref.G, self._ref.version, v, structured)
+        elif self.keep_own:
+            self._kept[key] = KeptSolution(np.array(G, dtype=np.float64), version, v, structured)
+        else:
             return
-        self._kept[key] = KeptSolution(self._ref.G, self._ref.version, v, structured)
         self._kept.move_to_end(key)
         while len(self._kept) > self.capacity:
             self._kept.popitem(last=False)

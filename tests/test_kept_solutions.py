@@ -68,11 +68,19 @@ def test_a_recalled_solution_is_carried_over_a_small_drift_and_dropped_past_it()
     recalled = bench.solve_now().bus_current["s0"]
     assert abs(recalled - fresh) > 1e-7 * abs(fresh)
     assert reading == pytest.approx(fresh, rel=1e-12, abs=0)
+    # solved at the moved state (off the reference, within DRIFT): kept with its own conductances,
+    # so another group's configuration with its pins is exact there
+    _route(bench, {names[1]: "drive", names[12]: "s0", names[13]: "s1"})
+    bench.measure("s0", 0.0)
+    _route(bench, {names[1]: "drive", names[14]: "s0", names[15]: "s1"})
+    for bus in BUSES:
+        assert bench.measure(bus, 0.0)[1] == bench.circuit.solve(arr.conductance()).bus_current[bus]
+    assert bench._kept.recalled == 2
     x[dev] *= 0.5
     arr.x = x
     _route(bench, first)
     assert bench.measure("s0", 0.0)[1] == bench.circuit.solve(arr.conductance()).bus_current["s0"]
-    assert bench._kept.recalled == 1
+    assert bench._kept.recalled == 2
 
 
 def test_configurations_that_pin_a_line_differently_are_never_recalled() -> None:
