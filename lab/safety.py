@@ -92,16 +92,18 @@ class SafetyGuard:
     def changed(self) -> None:
         """Levels, outputs or relays changed: the cached device-voltage verdict is stale."""
         self._writing: bool | None = None
-        self._pending: tuple[str, float, bool] | None = None
+        self._pending: tuple[str, float, bool, np.ndarray] | None = None
         self._line_v: np.ndarray | None = None
 
     def commit_level(self, bus: str, volts: float) -> None:
-        """Record a level the guard just checked; reuse that check's verdict."""
+        """Record a level the guard just checked; reuse that check's verdict and line voltages
+        (nothing changed since: every change clears the pending check)."""
         pending = self._pending
         self.levels[bus] = volts
         self.changed()
         if pending is not None and pending[:2] == (bus, volts):
             self._writing = pending[2]
+            self._line_v = pending[3]
 
     @contextmanager
     def scoped(self, scope: Scope) -> Iterator[None]:
@@ -279,8 +281,10 @@ class SafetyGuard:
                               f"±{self.v_line_max} V ({self._v_line_why})")
         if volts != 0.0 and not self.outputs[bus]:
             raise SafetyError(f"buses.{bus}", "a level is only set with the output on (outputs turn on at 0 V)")
-        vmax = self._check_devices(self._line_voltages_with(bus, volts), f"bus {bus} at {volts} V")
-        self._pending = (bus, volts, vmax > self.limits.v_read_max_V + TOL)
+        line_v = self._line_voltages_with(bus, volts)
+        vmax = self._check_devices(line_v, f"bus {bus} at {volts} V")
+        line_v.flags.writeable = False  # (the present line voltages once committed)
+        self._pending = (bus, volts, vmax > self.limits.v_read_max_V + TOL, line_v)
 
     def check_pulse(self, bus: str, volts: float, width_s: float) -> None:
         if not (width_s > 0 and width_s <= self.limits.pulse_width_max_s * (1 + 1e-9)):

@@ -164,7 +164,9 @@ def test_a_level_check_and_the_writing_verdict_are_the_exact_ones(scope: str, be
             outcomes.add(want)
             if want is None:
                 guard.check_level(bus, volts)
-                assert guard._pending == (bus, volts, vmax > lim.v_read_max_V + 1e-9)
+                assert guard._pending[:3] == (bus, volts, vmax > lim.v_read_max_V + 1e-9)
+                guard.commit_level(bus, volts)  # the checked line voltages become the present ones
+                assert np.array_equal(guard.line_voltages(), guard.line_voltages(levels), equal_nan=True)
             else:
                 with pytest.raises(SafetyError) as err:
                     guard.check_level(bus, volts)
