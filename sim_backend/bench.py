@@ -20,7 +20,7 @@ from .array import DeviceArray
 from .blas import single_thread_for
 from .circuit import Circuit, CircuitSolution, Source
 from .clock import VirtualClock
-from .kept_solutions import KeptSolutions
+from .kept_solutions import REFERENCES, KeptSolutions
 from .presets import DevicePreset, FilmPreset, load_preset
 from .read_noise import MARGIN_SIGMAS, current_change, current_sigmas
 from .thinfilm import FilmArray
@@ -106,7 +106,7 @@ class SimulatedBench:
         # node voltages by what pins the lines, kept across relay configurations (a guarded
         # read drives each line once per sense group)
         kept = 2 * topology.n_lines + 2 * len(buses)
-        self._kept = KeptSolutions(kept, keep_own=8 * topology.n_devices * kept <= KEPT_OWN_BYTES)
+        self._kept = KeptSolutions(kept, keep_own=8 * topology.n_devices * kept * REFERENCES <= KEPT_OWN_BYTES)
         self._wiring_version = 0  # relays and outputs: what unkeyed unit responses depend on
         self._chunk_hint = np.inf
         self._wall_last = time.monotonic()

@@ -110,3 +110,24 @@ def test_configurations_that_pin_a_line_differently_are_never_recalled() -> None
     bench.set_output("s1", False)  # a source with no line turned off
     bench.solve_now()
     assert bench.circuit.pin_key() != at_rest
+
+
+def test_solutions_are_kept_per_state_and_recalled_when_the_state_returns() -> None:
+    """A state left and returned to, to the bit (a continuous film's read alternates between
+    the states of two temperature fields), finds its solutions still kept: exact there."""
+    bench = _bench(12, load_preset("crossbar-sot", {"read_noise_window": 0.0, "relax_attempt_Hz": 0.0}))
+    names = bench.topology.line_names
+    arr = bench.array
+    x_a = arr.x.copy()
+    x_b = x_a.copy()
+    x_b[0] *= np.float32(0.5)  # a real change of state
+    _route(bench, {names[3]: "drive", names[12]: "s0", names[13]: "s1"})
+    bench.measure("s0", 0.0)  # solved in state A
+    arr.x = x_b
+    _route(bench, {names[4]: "drive", names[12]: "s0", names[13]: "s1"})
+    bench.measure("s0", 0.0)  # solved in state B
+    arr.x = x_a  # back to A, to the bit (a new version)
+    _route(bench, {names[3]: "drive", names[14]: "s0", names[15]: "s1"})
+    for bus in BUSES:
+        assert bench.measure(bus, 0.0)[1] == bench.circuit.solve(arr.conductance()).bus_current[bus]
+    assert bench._kept.recalled == 1
