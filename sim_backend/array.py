@@ -305,8 +305,7 @@ class DeviceArray:
             self._write_back()
         self._drive = None
         g = self.conductance_view()
-        w = V.astype(np.float64)  # (V² in float64, squared in place: what np.square(V, dtype=float64) gives, faster)
-        np.multiply(w, w, out=w)
+        w = np.square(V.astype(np.float64))  # (widened, then squared: np.square(V, dtype=float64)'s values, faster)
         with single_thread_for(V.size):  # (once per read-level drive: a command's latency costs no dot)
             power = float(np.dot(w, g))
         T_film = physics.film_temperature(power, p)

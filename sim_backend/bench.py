@@ -316,9 +316,11 @@ class SimulatedBench:
                 if sol is None:
                     sol = self.circuit.solve(G)
                     self._solved = _Solved(*key, G, sol)  # (G: a fresh array per state, never written)
-                    if self.recall_solutions and not any(sol.in_compliance.values()):
+                    pins = self.circuit.pin_key() if self.recall_solutions else None
+                    if pins is not None and not any(sol.in_compliance.values()):
+                        # (every node its own group where a pin key is: the groups' voltages are these)
                         v = np.concatenate([sol.line_v, np.fromiter(sol.bus_v.values(), float)])
-                        self._kept.put(self.circuit.pin_key(), G, key[1], v, sol.structured)
+                        self._kept.put(pins, G, key[1], v, sol.structured)
             self._cached = (key, sol)
             return sol
 
