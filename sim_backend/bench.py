@@ -101,11 +101,11 @@ class SimulatedBench:
         self._solved: _Solved | None = None  # the last solve, which may be carried (solve_now)
         self._noise_scales: tuple | None = None  # (solution, noise key, how readings carry the noise, s by bus)
         self._noise_key: tuple = (None, None)  # (preset, its read noise parameters)
-        # the read noise's adjoint fields of single buses, kept across relay configurations
-        self._adjoints = UnitResponses(capacity=2 * topology.n_lines + 2 * len(buses))
-        # node voltages by what pins the lines, kept across relay configurations (a guarded
-        # read drives each line once per sense group)
+        # the read noise's adjoint fields of single buses, and node voltages by what pins the
+        # lines, kept across relay configurations (a guarded read drives each line once per
+        # sense group)
         kept = 2 * topology.n_lines + 2 * len(buses)
+        self._adjoints = UnitResponses(capacity=kept)
         self._kept = KeptSolutions(kept, keep_own=8 * topology.n_devices * kept * REFERENCES <= KEPT_OWN_BYTES)
         self._wiring_version = 0  # relays and outputs: what unkeyed unit responses depend on
         self._chunk_hint = np.inf
@@ -312,11 +312,11 @@ class SimulatedBench:
             if solved is not None and solved.config == key[0] and self.carry_drift and self._carries(G):
                 sol = solved.sol
             else:
-                sol = self._recalled(G, key)
+                pins = self.circuit.pin_key() if self.recall_solutions and self._skip_unchanged_solves else None
+                sol = self._recalled(G, key, pins)
                 if sol is None:
                     sol = self.circuit.solve(G)
                     self._solved = _Solved(*key, G, sol)  # (G: a fresh array per state, never written)
-                    pins = self.circuit.pin_key() if self.recall_solutions else None
                     if pins is not None and not any(sol.in_compliance.values()):
                         # (every node its own group where a pin key is: the groups' voltages are these)
                         v = np.concatenate([sol.line_v, np.fromiter(sol.bus_v.values(), float)])
@@ -327,13 +327,11 @@ class SimulatedBench:
     # False: every configuration is solved (the reference for the solutions kept across them)
     recall_solutions = True
 
-    def _recalled(self, G: np.ndarray, key: tuple[int, int]) -> CircuitSolution | None:
-        """This configuration's solution from node voltages another with the same pin key was
-        solved for (``kept_solutions``): exact at the conductances they were solved at, carried
-        within DRIFT of them as a configuration's own solution is; None if there is none."""
-        if not self.recall_solutions or not self._skip_unchanged_solves:
-            return None
-        got = self._kept.get(self.circuit.pin_key(), G, key[1])
+    def _recalled(self, G: np.ndarray, key: tuple[int, int], pins: bytes | None) -> CircuitSolution | None:
+        """This configuration's solution from node voltages another with its pin key ``pins``
+        was solved for (``kept_solutions``): exact at the conductances they were solved at,
+        carried within DRIFT of them as a configuration's own solution is; None if there is none."""
+        got = self._kept.get(pins, G, key[1])
         if got is None:
             return None
         hit, exact = got
